@@ -1,0 +1,19 @@
+"""The exception family of automl. Every message says what was received and what to do."""
+
+from __future__ import annotations
+
+
+class AutoMLError(Exception):
+    """Base class of every error automl raises on purpose."""
+
+
+class InputError(AutoMLError, ValueError):
+    """The data or an argument given by the user cannot be used; raised before training."""
+
+
+class NotFittedError(AutoMLError, AttributeError):
+    """The estimator is used before `fit` was called."""
+
+
+class SearchError(AutoMLError, RuntimeError):
+    """The search cannot go on (for example every trial failed)."""
