@@ -1,0 +1,315 @@
+"""Input checks and adapters: numpy, pandas and tf.data in; arrays and Keras preprocessing out.
+
+Everything here runs before training starts, so bad input fails fast with a
+message that says what was received and what to do. The preprocessing that the
+exported model needs (normalisation, reshaping, string lookup, target scaling)
+is described by plain numbers here and turned into built-in Keras layers by
+`Preprocessor.build_inputs`, so a saved model loads with Keras safe mode on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from automl.errors import InputError
+
+
+def _is_dataframe(x) -> bool:
+    return type(x).__module__.startswith("pandas") and hasattr(x, "columns")
+
+
+def _is_dataset(x) -> bool:
+    return type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec")
+
+
+def dataset_to_arrays(dataset) -> tuple[np.ndarray, np.ndarray | None]:
+    """Materialise a `tf.data.Dataset` of `(x, y)` (batched or not) as numpy arrays."""
+    xs, ys = [], []
+    spec = dataset.element_spec
+    has_y = isinstance(spec, tuple) and len(spec) >= 2
+    batched = (spec[0] if has_y else spec).shape.rank not in (None, 0) and (
+        (spec[0] if has_y else spec).shape[0] is None
+    )
+    for element in dataset.as_numpy_iterator():
+        x, y = (element[0], element[1]) if has_y else (element, None)
+        xs.append(np.asarray(x))
+        if y is not None:
+            ys.append(np.asarray(y))
+    if not xs:
+        raise InputError("The tf.data.Dataset is empty. Pass a dataset with at least one element.")
+    join = np.concatenate if batched else np.stack
+    return join(xs), (join(ys) if ys else None)
+
+
+def to_arrays(x, y=None):
+    """Accept numpy, pandas, lists or tf.data; return (x, y) with x an array or DataFrame."""
+    if _is_dataset(x):
+        if y is not None:
+            raise InputError(
+                "When x is a tf.data.Dataset it must yield (x, y) pairs; do not pass y as well."
+            )
+        return dataset_to_arrays(x)
+    if not _is_dataframe(x):
+        x = np.asarray(x)
+    if y is not None:
+        y = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+    return x, y
+
+
+# --------------------------------------------------------------------- targets
+@dataclass
+class TargetEncoder:
+    """Labels in the user's space <-> what the model trains on."""
+
+    task: str  # "classification" or "regression"
+    classes: list = field(default_factory=list)
+    one_hot: bool = False
+    mean: list = field(default_factory=list)
+    std: list = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, y, task: str) -> TargetEncoder:
+        y = np.asarray(y)
+        if task == "classification":
+            if y.ndim == 2 and y.shape[1] > 1:
+                if not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
+                    raise InputError(
+                        "2-D classification labels must be one-hot (one 1 per row). "
+                        f"Received: y.shape={y.shape} with other values."
+                    )
+                return cls(task, list(range(y.shape[1])), one_hot=True)
+            y = y.reshape(-1)
+            if y.dtype.kind == "f" and np.isnan(y).any():
+                raise InputError("The labels contain NaN. Drop those rows or fill the labels.")
+            classes = np.unique(y)
+            if len(classes) < 2:
+                raise InputError(
+                    f"Classification needs at least 2 classes. Received: {len(classes)} class "
+                    f"({classes.tolist()}). Use a regressor for continuous targets."
+                )
+            return cls(task, classes.tolist())
+        y = y.astype("float64").reshape(len(y), -1)
+        if not np.isfinite(y).all():
+            raise InputError("Regression targets must be finite numbers. Found NaN or inf in y.")
+        std = y.std(axis=0)
+        return cls(task, mean=y.mean(axis=0).tolist(), std=np.where(std > 0, std, 1).tolist())
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "classification" else len(self.mean)
+
+    def encode(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        if self.task == "regression":
+            return y.astype("float32").reshape(len(y), -1)
+        if self.one_hot:
+            return y.argmax(axis=1).astype("int32")
+        index = {c: i for i, c in enumerate(self.classes)}
+        try:
+            return np.array([index[v] for v in y.reshape(-1).tolist()], dtype="int32")
+        except KeyError as err:
+            raise InputError(
+                f"Label {err.args[0]!r} was not seen during fit. Known classes: {self.classes}."
+            ) from None
+
+    def decode(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.task == "regression":
+            return probabilities if probabilities.shape[1] > 1 else probabilities[:, 0]
+        index = probabilities.argmax(axis=1)
+        if self.one_hot:
+            return np.eye(len(self.classes), dtype="int64")[index]
+        return np.asarray(self.classes)[index]
+
+
+# --------------------------------------------------------------------- inputs
+def _safe_name(name, used: set) -> str:
+    base = re.sub(r"[^0-9A-Za-z_]", "_", str(name)).strip("_") or "col"
+    if base[0].isdigit():
+        base = "c_" + base
+    candidate, n = base, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{base}_{n}"
+    used.add(candidate)
+    return candidate
+
+
+@dataclass
+class Preprocessor:
+    """What the exported model does to raw inputs, as plain numbers (JSON-able)."""
+
+    kind: str  # "image", "table" or "columns"
+    raw_shape: list
+    graph_shape: list
+    mean: list = field(default_factory=list)
+    variance: list = field(default_factory=list)
+    columns: list = field(default_factory=list)  # for "columns": dicts name/input/kind/...
+
+    # -------------------------------------------------------------- fitting
+    @classmethod
+    def fit_images(cls, x) -> Preprocessor:
+        x = np.asarray(x)
+        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 2, 3, 4)):
+            raise InputError(
+                "Images must be an array of shape (samples, H, W) or (samples, H, W, C) "
+                f"with C in 1..4. Received: x.shape={x.shape}."
+            )
+        if x.dtype.kind not in "uif" or not np.isfinite(x).all():
+            raise InputError(
+                "Images must be finite numbers (any integer or float range). "
+                f"Received: dtype={x.dtype}{', with NaN or inf' if x.dtype.kind == 'f' else ''}."
+            )
+        if min(x.shape[1:3]) < 2:
+            raise InputError(f"Images must be at least 2x2 pixels. Received: x.shape={x.shape}.")
+        channels = x.shape[3] if x.ndim == 4 else 1
+        flat = x.reshape(-1, channels).astype("float64")
+        variance = np.maximum(flat.var(axis=0), 1e-12)
+        return cls("image", list(x.shape[1:]), [*x.shape[1:3], channels],
+                   flat.mean(axis=0).tolist(), variance.tolist())  # fmt: skip
+
+    @classmethod
+    def fit_table(cls, x) -> Preprocessor:
+        if _is_dataframe(x):
+            return cls._fit_columns(x)
+        x = np.asarray(x)
+        if x.ndim == 1:
+            raise InputError(
+                "Structured data must be 2-D (samples, features). Received a 1-D array; "
+                "use x.reshape(-1, 1) for a single feature."
+            )
+        if x.ndim != 2:
+            raise InputError(f"Structured data must be 2-D. Received: x.shape={x.shape}.")
+        if x.dtype.kind not in "uifb":
+            import pandas as pd
+
+            return cls._fit_columns(pd.DataFrame(x))
+        x = x.astype("float64")
+        mean = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
+        mean = np.where(np.isnan(mean), 0.0, mean)
+        filled = np.where(np.isfinite(x), x, mean)
+        variance = np.maximum(filled.var(axis=0), 1e-12)
+        return cls("table", [x.shape[1]], [x.shape[1]], mean.tolist(), variance.tolist())
+
+    @classmethod
+    def _fit_columns(cls, frame) -> Preprocessor:
+        used: set = set()
+        columns, width = [], 0
+        for name in frame.columns:
+            series = frame[name]
+            entry = {"name": str(name), "input": _safe_name(name, used)}
+            if series.dtype.kind in "uifb":
+                values = series.to_numpy(dtype="float64", na_value=np.nan)
+                finite = values[np.isfinite(values)]
+                fill = float(np.median(finite)) if finite.size else 0.0
+                entry.update(kind="numeric", fill=fill, mean=float(finite.mean()) if finite.size
+                             else 0.0, variance=float(max(finite.var(), 1e-12)) if finite.size
+                             else 1.0)  # fmt: skip
+                width += 1
+            else:
+                values = series.dropna().astype(str)
+                vocabulary = sorted(set(values.tolist()))[:1000]
+                entry.update(kind="categorical", vocabulary=vocabulary)
+                width += len(vocabulary) + 1  # + the out-of-vocabulary slot
+            columns.append(entry)
+        if not columns:
+            raise InputError("The DataFrame has no columns.")
+        return cls("columns", [len(columns)], [width], columns=columns)
+
+    # -------------------------------------------------------------- transform
+    def transform(self, x):
+        """Raw user input -> what the model's inputs take (arrays, or a dict for columns)."""
+        if self.kind == "columns":
+            import pandas as pd
+
+            frame = x if _is_dataframe(x) else pd.DataFrame(np.asarray(x, dtype=object))
+            if not _is_dataframe(x):
+                frame.columns = [c["name"] for c in self.columns][: frame.shape[1]]
+            frame.columns = [str(c) for c in frame.columns]
+            missing = [c["name"] for c in self.columns if c["name"] not in frame.columns]
+            if missing:
+                raise InputError(f"Columns missing from the input: {missing}.")
+            out = {}
+            for c in self.columns:
+                col = frame[c["name"]]
+                if c["kind"] == "numeric":
+                    values = pd.to_numeric(col, errors="coerce").to_numpy(
+                        "float32", na_value=np.nan
+                    )
+                    out[c["input"]] = np.where(np.isfinite(values), values, c["fill"])[:, None]
+                else:
+                    out[c["input"]] = col.astype(str).where(col.notna(), "").to_numpy(str)[:, None]
+            return out
+        x = np.asarray(x)
+        if list(x.shape[1:]) != list(self.raw_shape):
+            raise InputError(
+                f"Expected inputs of shape (samples, {', '.join(map(str, self.raw_shape))}) as in "
+                f"fit. Received: x.shape={x.shape}."
+            )
+        if self.kind == "table":
+            x = x.astype("float32")
+            return np.where(np.isfinite(x), x, np.asarray(self.mean, dtype="float32"))
+        return x.astype("float32")
+
+    # -------------------------------------------------------------- Keras side
+    def build_inputs(self):
+        """Keras inputs and the preprocessed tensor the architecture graph starts from."""
+        import keras
+
+        if self.kind == "columns":
+            inputs, parts = {}, []
+            for c in self.columns:
+                if c["kind"] == "numeric":
+                    inp = keras.Input(shape=(1,), name=c["input"], dtype="float32")
+                    part = keras.layers.Normalization(mean=c["mean"], variance=c["variance"],
+                                                      name=f"pre_norm_{c['input']}")(inp)  # fmt: skip
+                else:
+                    inp = keras.Input(shape=(1,), name=c["input"], dtype="string")
+                    part = keras.layers.StringLookup(vocabulary=c["vocabulary"],
+                                                     output_mode="one_hot",
+                                                     name=f"pre_lookup_{c['input']}")(inp)  # fmt: skip
+                inputs[c["input"]] = inp
+                parts.append(part)
+            x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="pre_concat")(parts)
+            return inputs, x
+        inputs = keras.Input(shape=tuple(self.raw_shape), name="input")
+        x = inputs
+        if list(self.raw_shape) != list(self.graph_shape):
+            x = keras.layers.Reshape(tuple(self.graph_shape), name="pre_reshape")(x)
+        x = keras.layers.Normalization(mean=self.mean, variance=self.variance, name="pre_norm")(x)
+        return inputs, x
+
+
+def split_validation(x, y, validation_split: float, stratify: bool, seed: int):
+    """Hold out `validation_split` of (x, y); stratified by label for classification."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < validation_split < 1:
+        raise InputError(
+            f"validation_split must be between 0 and 1. Received: validation_split={validation_split}."
+        )
+    n = len(y)
+    labels = y if stratify and y.ndim == 1 else None
+    if labels is not None and np.bincount(labels).min() < 2:
+        labels = None
+    idx_train, idx_val = train_test_split(
+        np.arange(n), test_size=validation_split, random_state=seed, stratify=labels
+    )
+    return idx_train, idx_val
+
+
+def take(x, index):
+    """Rows `index` of an array, a DataFrame or a dict of arrays."""
+    if isinstance(x, dict):
+        return {k: v[index] for k, v in x.items()}
+    if _is_dataframe(x):
+        return x.iloc[index]
+    return x[index]
+
+
+def n_samples(x) -> int:
+    if isinstance(x, dict):
+        return len(next(iter(x.values())))
+    return len(x)

@@ -1,0 +1,87 @@
+"""Search spaces: the `SearchSpace` protocol of `automl.search.base` over concrete architectures.
+
+`MorphismSpace` holds layer graphs (`ArchitectureGraph`): fresh samples come from
+the seed families with varied widths and depths, neighbours are network-morphism
+children that can inherit their parent's weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from automl.graph import seeds
+from automl.graph.architecture import ArchitectureGraph
+
+_IMAGE_CHOICES = {
+    "small_cnn": {"width": [16, 32, 64], "blocks": [1, 2, 3], "convs_per_block": [1, 2],
+                  "dropout": [0.0, 0.25, 0.5]},
+    "resnet_cnn": {"width": [16, 32], "stages": [1, 2, 3], "blocks_per_stage": [1, 2],
+                   "dropout": [0.0, 0.25]},
+}  # fmt: skip
+_TABLE_CHOICES = {
+    "mlp": {"width": [32, 64, 128, 256], "layers": [1, 2, 3], "dropout": [0.0, 0.1, 0.25, 0.5]},
+}
+_DEFAULTS = {
+    "small_cnn": {"width": 32, "blocks": 2, "convs_per_block": 2, "dropout": 0.25},
+    "mlp": {"width": 64, "layers": 2, "dropout": 0.1},
+}
+
+
+class MorphismSpace:
+    """Layer graphs for one task: sampled from seed graphs, grown by network morphism.
+
+    Args:
+        input_shape: shape the graph starts from, (H, W, C) for images or (features,).
+        units: size of the output layer.
+        activation: activation of the output layer ("softmax" or "linear").
+        max_model_size: largest parameter count a candidate may have (None: no cap).
+    """
+
+    def __init__(self, input_shape, units: int, activation: str = "softmax",
+                 max_model_size: int | None = None):  # fmt: skip
+        self.input_shape = tuple(input_shape)
+        self.units = units
+        self.activation = activation
+        self.max_model_size = max_model_size
+        self.choices = _IMAGE_CHOICES if len(self.input_shape) == 3 else _TABLE_CHOICES
+
+    def _build(self, family: str, sizes: dict) -> ArchitectureGraph:
+        return seeds.SEEDS[family](self.input_shape, self.units, self.activation, **sizes)
+
+    def _fits(self, graph: ArchitectureGraph) -> bool:
+        return self.max_model_size is None or graph.count_params() <= self.max_model_size
+
+    def initial(self) -> list[ArchitectureGraph]:
+        """Default architectures tried before any random one."""
+        family = next(f for f in self.choices if f in _DEFAULTS)
+        graph = self._build(family, _DEFAULTS[family])
+        return [graph] if self._fits(graph) else []
+
+    def sample(self, rng: np.random.Generator) -> ArchitectureGraph:
+        families = sorted(self.choices)
+        graph = None
+        for _ in range(50):
+            family = families[int(rng.integers(len(families)))]
+            sizes = {k: v[int(rng.integers(len(v)))] for k, v in self.choices[family].items()}
+            graph = self._build(family, sizes)
+            if self._fits(graph):
+                return graph
+        smallest = {k: min(v) for k, v in self.choices[families[0]].items()}
+        return self._build(families[0], smallest)
+
+    def neighbours(self, arch: ArchitectureGraph, rng: np.random.Generator) -> list:
+        from automl.morphism.operators import random_children
+
+        return random_children(arch, rng, n=8, max_model_size=self.max_model_size)
+
+    def to_graph(self, arch: ArchitectureGraph) -> ArchitectureGraph:
+        return arch
+
+    def key(self, arch: ArchitectureGraph) -> str:
+        return arch.key()
+
+    def dumps(self, arch: ArchitectureGraph) -> str:
+        return arch.to_json()
+
+    def loads(self, text: str) -> ArchitectureGraph:
+        return ArchitectureGraph.from_json(text)

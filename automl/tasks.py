@@ -1,0 +1,378 @@
+"""The estimators: `fit` / `predict` / `evaluate` / `export_model` on images and tables.
+
+`__init__` only stores arguments (scikit-learn rules); `fit` validates the data
+before any training, searches, refits the best model on train + validation, and
+keeps it as `model_`. Preprocessing and, for regression, target scaling live in
+the model as built-in Keras layers, so `export_model()` takes raw inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import numpy as np
+
+from automl import data as data_mod
+from automl.errors import InputError, NotFittedError
+
+_STRATEGIES = ("bayesian", "random", "evolution", "milenas", "darts")
+
+
+def parse_time_limit(value) -> float | None:
+    """Seconds from a number or a string like "90s", "30m", "1h30m"; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise InputError(f"time_limit must be positive. Received: time_limit={value!r}.")
+        return float(value)
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*",
+                         str(value))  # fmt: skip
+    if not match or not any(match.groups()) or not str(value).strip():
+        raise InputError(
+            f"time_limit must be seconds or a string like '90s', '30m', '1h30m'. "
+            f"Received: time_limit={value!r}."
+        )
+    h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    seconds = 3600 * h + 60 * m + s
+    if seconds <= 0:
+        raise InputError(f"time_limit must be positive. Received: time_limit={value!r}.")
+    return seconds
+
+
+class _AutoModel:
+    """Shared machinery of the four estimators (not public)."""
+
+    _kind = "image"
+    _task = "classification"
+
+    def __init__(self, strategy: str = "random", max_trials: int = 10, time_limit=None,
+                 epochs: int | None = None, directory: str = "automl_runs",
+                 project_name: str | None = None, overwrite: bool = False, seed: int = 0,
+                 max_model_size: int | None = None, batch_size: int = 32,
+                 verbose: int = 1):  # fmt: skip
+        self.strategy = strategy
+        self.max_trials = max_trials
+        self.time_limit = time_limit
+        self.epochs = epochs
+        self.directory = directory
+        self.project_name = project_name
+        self.overwrite = overwrite
+        self.seed = seed
+        self.max_model_size = max_model_size
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ params
+    def get_params(self, deep: bool = True) -> dict:
+        names = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
+                 "overwrite", "seed", "max_model_size", "batch_size", "verbose")  # fmt: skip
+        return {n: getattr(self, n) for n in names}
+
+    def set_params(self, **params):
+        for name, value in params.items():
+            if name not in self.get_params():
+                raise ValueError(f"Unknown parameter {name!r} for {type(self).__name__}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _log(self, line: str) -> None:
+        if self.verbose:
+            print(f"[automl] {line}", flush=True)
+
+    def _check_params(self) -> float | None:
+        if self.strategy not in _STRATEGIES:
+            raise InputError(
+                f"Unknown strategy {self.strategy!r}. Choose one of {list(_STRATEGIES)}."
+            )
+        for name in ("max_trials", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}.")
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+            raise InputError(
+                f"epochs must be a positive integer, or None for early stopping. "
+                f"Received: epochs={self.epochs!r}."
+            )
+        return parse_time_limit(self.time_limit)
+
+    # ------------------------------------------------------------------ data
+    def _fit_preprocessor(self, x):
+        if self._kind == "image":
+            return data_mod.Preprocessor.fit_images(x)
+        return data_mod.Preprocessor.fit_table(x)
+
+    def _dataset(self, inputs, y, shuffle: bool):
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices((inputs, y))
+        if shuffle:
+            ds = ds.shuffle(min(data_mod.n_samples(y), 10_000), seed=self.seed,
+                            reshuffle_each_iteration=True)  # fmt: skip
+        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def _prepare(self, x, y, validation_split, validation_data):
+        x, y = data_mod.to_arrays(x, y)
+        if y is None:
+            raise InputError("fit needs targets: pass y, or a tf.data.Dataset of (x, y) pairs.")
+        if len(x) != len(y):
+            raise InputError(
+                f"x and y have different numbers of samples. Received: len(x)={len(x)}, "
+                f"len(y)={len(y)}."
+            )
+        if len(y) < 4:
+            raise InputError(f"fit needs at least 4 samples. Received: {len(y)}.")
+        self.preprocessor_ = self._fit_preprocessor(x)
+        self.target_ = data_mod.TargetEncoder.fit(y, self._task)
+        inputs, targets = self.preprocessor_.transform(x), self.target_.encode(y)
+        if validation_data is not None:
+            x_val, y_val = data_mod.to_arrays(*validation_data) if isinstance(
+                validation_data, tuple) else data_mod.to_arrays(validation_data)  # fmt: skip
+            val = (self.preprocessor_.transform(x_val), self.target_.encode(y_val))
+            train = (inputs, targets)
+        else:
+            stratify = self._task == "classification"
+            i_tr, i_val = data_mod.split_validation(x, targets, validation_split, stratify,
+                                                    self.seed)  # fmt: skip
+            train = (data_mod.take(inputs, i_tr), targets[i_tr])
+            val = (data_mod.take(inputs, i_val), targets[i_val])
+        return train, val, (inputs, targets) if validation_data is None else None
+
+    # ------------------------------------------------------------------ model
+    def _objective(self):
+        import keras_tuner
+
+        if self._task == "classification":
+            return keras_tuner.Objective("val_accuracy", "max")
+        return keras_tuner.Objective("val_mse", "min")
+
+    def _build(self, graph, learning_rate: float = 1e-3):
+        import keras
+
+        from automl.graph.builder import apply_graph
+
+        inputs, x = self.preprocessor_.build_inputs()
+        out = apply_graph(graph, x)
+        if self._task == "regression":
+            out = keras.layers.Rescaling(scale=self.target_.std, offset=self.target_.mean,
+                                         name="post_target_scale")(out)  # fmt: skip
+            loss, metrics = "mse", [keras.metrics.MeanSquaredError(name="mse")]
+        else:
+            loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+        model = keras.Model(inputs, out, name="automl_model")
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+        return model
+
+    def _space(self):
+        from automl.search.spaces import MorphismSpace
+
+        activation = "softmax" if self._task == "classification" else "linear"
+        return MorphismSpace(self.preprocessor_.graph_shape, self.target_.n_outputs, activation,
+                             max_model_size=self.max_model_size)  # fmt: skip
+
+    def _project(self) -> str:
+        name = self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        return name
+
+    def _check_project(self, signature: dict) -> None:
+        path = os.path.join(self.directory, self._project(), "automl_task.json")
+        if self.overwrite or not os.path.exists(path):
+            return
+        with open(path) as f:
+            stored = json.load(f)
+        if stored != signature:
+            raise InputError(
+                f"The project {path!r} holds a search for other data or settings "
+                f"({stored}); this fit has {signature}. Pass overwrite=True to start over, "
+                "or choose another project_name or directory."
+            )
+
+    def _save_signature(self, signature: dict) -> None:
+        path = os.path.join(self.directory, self._project(), "automl_task.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(signature, f)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x, y=None, validation_split: float = 0.2, validation_data=None):
+        """Search for a model, then refit the best one on train + validation data.
+
+        Args:
+            x: images (samples, H, W[, C]) or a table (2-D array or DataFrame), or a
+                `tf.data.Dataset` of (x, y) pairs.
+            y: labels (ints, strings or one-hot) or regression targets.
+            validation_split: fraction held out to score trials (ignored when
+                `validation_data` is given).
+            validation_data: (x_val, y_val) or a dataset, used to score trials.
+
+        Returns:
+            self.
+
+        Raises:
+            InputError: for bad arguments or data, before any training.
+        """
+        time_limit = self._check_params()
+        train, val, full = self._prepare(x, y, validation_split, validation_data)
+        signature = {"task": type(self).__name__, "strategy": self.strategy,
+                     "input": list(self.preprocessor_.graph_shape),
+                     "outputs": self.target_.n_outputs}  # fmt: skip
+        self._check_project(signature)
+        start = time.time()
+        if self.strategy in ("milenas", "darts"):
+            from automl.cells.task import cell_search
+
+            self.model_, self.summary_rows_ = cell_search(self, train, val, time_limit)
+        else:
+            self._graph_search(train, val, full, time_limit, signature)
+        self.seconds_ = time.time() - start
+        return self
+
+    def _graph_search(self, train, val, full, time_limit, signature) -> None:
+        from automl.search.base import get_strategy
+        from automl.search.oracle import StrategyOracle
+        from automl.search.tuner import GraphTuner
+
+        oracle = StrategyOracle(get_strategy(self.strategy), self._space(), self._objective(),
+                                max_trials=self.max_trials, seed=self.seed,
+                                time_limit=time_limit)  # fmt: skip
+        tuner = GraphTuner(oracle, self._build, epochs=self.epochs, log=self._log if self.verbose
+                           else None, directory=self.directory, project_name=self._project(),
+                           overwrite=self.overwrite)  # fmt: skip
+        self._save_signature(signature)
+        self.tuner_ = tuner
+        done = len(oracle.observations())
+        self._log(f"searching with strategy={self.strategy!r}: {self.max_trials} trials"
+                  + (f", {done} already finished" if done else "")
+                  + (f", time limit {time_limit:.0f} s" if time_limit else ""))  # fmt: skip
+        oracle.start_clock()
+        tuner.search(self._dataset(*train, shuffle=True), self._dataset(*val, shuffle=False))
+        best = oracle.get_best_trials(1)
+        if not best:
+            from automl.errors import SearchError
+
+            raise SearchError(
+                "No trial finished, so there is no model. Look at the trial messages in "
+                f"{tuner.project_dir}, or raise time_limit."
+            )
+        self.best_trial_id_ = best[0].trial_id
+        self.best_graph_ = tuner.trial_graph(self.best_trial_id_)
+        self.model_ = tuner.load_model(best[0])
+        self._refit(full, tuner.trial_summary(self.best_trial_id_))
+
+    def _refit(self, full, summary: dict) -> None:
+        """Fine-tune the best model on train + validation at a lower learning rate."""
+        if full is None or not summary:
+            return
+        import keras
+
+        epochs = max(1, min(summary.get("best_epoch", 1) // 2, 20))
+        self._log(f"refitting the best model (trial {self.best_trial_id_}) on train + validation "
+                  f"data for {epochs} epochs")  # fmt: skip
+        self.model_.optimizer.learning_rate.assign(
+            float(keras.ops.convert_to_numpy(self.model_.optimizer.learning_rate)) * 0.1
+        )
+        self.model_.fit(self._dataset(*full, shuffle=True), epochs=epochs, verbose=0)
+
+    # ------------------------------------------------------------------ use
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet. Call fit(x, y) first."
+            )
+
+    def _raw_predict(self, x) -> np.ndarray:
+        self._check_fitted()
+        x, _ = data_mod.to_arrays(x)
+        inputs = self.preprocessor_.transform(x)
+        out = self.model_.predict(inputs, batch_size=max(self.batch_size, 256), verbose=0)
+        return np.asarray(out)
+
+    def predict(self, x) -> np.ndarray:
+        """Predictions in the label space of `y` (class labels, one-hot, or targets)."""
+        return self.target_.decode(self._raw_predict(x))
+
+    def evaluate(self, x, y=None) -> dict:
+        """Loss and metric on (x, y): {"loss", "accuracy"} or {"loss", "mse"}."""
+        self._check_fitted()
+        x, y = data_mod.to_arrays(x, y)
+        if y is None:
+            raise InputError("evaluate needs targets: pass y, or a dataset of (x, y) pairs.")
+        result = self.model_.evaluate(self.preprocessor_.transform(x), self.target_.encode(y),
+                                      batch_size=max(self.batch_size, 256), verbose=0,
+                                      return_dict=True)  # fmt: skip
+        return {k: float(v) for k, v in result.items()}
+
+    def export_model(self):
+        """The trained `keras.Model`: raw inputs in, probabilities (or targets) out.
+
+        Saved with `model.save("m.keras")` it loads with `keras.models.load_model`
+        in a fresh process, safe mode on, without automl.
+        """
+        self._check_fitted()
+        return self.model_
+
+    def search_summary(self):
+        """One row per trial: trial_id, strategy, key, params, score, epochs, seconds, status."""
+        import pandas as pd
+
+        self._check_fitted()
+        columns = ["trial_id", "strategy", "key", "params", "score", "epochs", "seconds",
+                   "status"]  # fmt: skip
+        if hasattr(self, "summary_rows_"):
+            return pd.DataFrame(self.summary_rows_)
+        rows = []
+        for trial_id in sorted(self.tuner_.oracle.trials):
+            trial = self.tuner_.oracle.trials[trial_id]
+            info = self.tuner_.trial_summary(trial_id)
+            rows.append({"trial_id": trial_id,
+                         "strategy": trial.hyperparameters.values.get("strategy", self.strategy),
+                         "key": info.get("key"), "params": info.get("params"),
+                         "score": trial.score, "epochs": info.get("epochs"),
+                         "seconds": info.get("seconds"), "status": trial.status})  # fmt: skip
+        return pd.DataFrame(rows, columns=columns)
+
+
+class _Classifier(_AutoModel):
+    _task = "classification"
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Class probabilities, columns in the order of `classes_`."""
+        return self._raw_predict(x)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        self._check_fitted()
+        return np.asarray(self.target_.classes)
+
+
+class ImageClassifier(_Classifier):
+    """Searches a Keras image classifier. Images (samples, H, W[, C]), any value range."""
+
+    _kind = "image"
+
+
+class ImageRegressor(_AutoModel):
+    """Searches a Keras image regressor. Images (samples, H, W[, C]), any value range."""
+
+    _kind = "image"
+    _task = "regression"
+
+
+class StructuredDataClassifier(_Classifier):
+    """Searches a Keras classifier for tables (2-D arrays or DataFrames with any column types)."""
+
+    _kind = "table"
+
+
+class StructuredDataRegressor(_AutoModel):
+    """Searches a Keras regressor for tables (2-D arrays or DataFrames with any column types)."""
+
+    _kind = "table"
+    _task = "regression"
