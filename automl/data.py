@@ -240,7 +240,9 @@ class Preprocessor:
                     )
                     out[c["input"]] = np.where(np.isfinite(values), values, c["fill"])[:, None]
                 else:
-                    out[c["input"]] = col.astype(str).where(col.notna(), "").to_numpy(str)[:, None]
+                    out[c["input"]] = (
+                        col.astype(str).where(col.notna(), "").to_numpy(object)[:, None]
+                    )
             return out
         x = np.asarray(x)
         if list(x.shape[1:]) != list(self.raw_shape):
@@ -298,6 +300,17 @@ def split_validation(x, y, validation_split: float, stratify: bool, seed: int):
         np.arange(n), test_size=validation_split, random_state=seed, stratify=labels
     )
     return idx_train, idx_val
+
+
+def as_dataset(inputs, y=None, batch_size: int = 256, shuffle_seed: int | None = None):
+    """A batched `tf.data.Dataset` of model inputs (and targets); strings travel as tf.string."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(inputs if y is None else (inputs, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(min(n_samples(inputs), 10_000), seed=shuffle_seed,
+                        reshuffle_each_iteration=True)  # fmt: skip
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def take(x, index):

@@ -110,13 +110,8 @@ class _AutoModel:
         return data_mod.Preprocessor.fit_table(x)
 
     def _dataset(self, inputs, y, shuffle: bool):
-        import tensorflow as tf
-
-        ds = tf.data.Dataset.from_tensor_slices((inputs, y))
-        if shuffle:
-            ds = ds.shuffle(min(data_mod.n_samples(y), 10_000), seed=self.seed,
-                            reshuffle_each_iteration=True)  # fmt: skip
-        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        seed = self.seed if shuffle else None
+        return data_mod.as_dataset(inputs, y, self.batch_size, shuffle_seed=seed)
 
     def _prepare(self, x, y, validation_split, validation_data):
         x, y = data_mod.to_arrays(x, y)
@@ -278,7 +273,7 @@ class _AutoModel:
         self.model_.optimizer.learning_rate.assign(
             float(keras.ops.convert_to_numpy(self.model_.optimizer.learning_rate)) * 0.1
         )
-        self.model_.fit(self._dataset(*full, shuffle=True), epochs=epochs, verbose=0)
+        self.model_.fit(self._dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0)
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self):
@@ -291,11 +286,11 @@ class _AutoModel:
         self._check_fitted()
         x, _ = data_mod.to_arrays(x)
         inputs = self.preprocessor_.transform(x)
-        out = self.model_.predict(inputs, batch_size=max(self.batch_size, 256), verbose=0)
-        return np.asarray(out)
+        return np.asarray(self.model_.predict(data_mod.as_dataset(inputs), verbose=0))
 
     def predict(self, x) -> np.ndarray:
         """Predictions in the label space of `y` (class labels, one-hot, or targets)."""
+        self._check_fitted()
         return self.target_.decode(self._raw_predict(x))
 
     def evaluate(self, x, y=None) -> dict:
@@ -304,9 +299,8 @@ class _AutoModel:
         x, y = data_mod.to_arrays(x, y)
         if y is None:
             raise InputError("evaluate needs targets: pass y, or a dataset of (x, y) pairs.")
-        result = self.model_.evaluate(self.preprocessor_.transform(x), self.target_.encode(y),
-                                      batch_size=max(self.batch_size, 256), verbose=0,
-                                      return_dict=True)  # fmt: skip
+        ds = data_mod.as_dataset(self.preprocessor_.transform(x), self.target_.encode(y))
+        result = self.model_.evaluate(ds, verbose=0, return_dict=True)
         return {k: float(v) for k, v in result.items()}
 
     def export_model(self):

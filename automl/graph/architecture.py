@@ -173,7 +173,9 @@ class ArchitectureGraph:
         for node in self._nodes.values():
             for src in node.inputs:
                 if src not in self._nodes:
-                    raise ValueError(f"Node {node.id} takes input {src}, which is not in the graph.")
+                    raise ValueError(
+                        f"Node {node.id} takes input {src}, which is not in the graph."
+                    )
         ready = sorted(i for i, d in indegree.items() if d == 0)
         children: dict[int, list[int]] = {i: [] for i in self._nodes}
         for node in self._nodes.values():

@@ -43,7 +43,7 @@ def make_layer(node: Node) -> keras.layers.Layer | None:
     if kind == "output":
         return keras.layers.Dense(p["units"], activation=p["activation"], name=name)
     if kind == "batchnorm":
-        return keras.layers.BatchNormalization(name=name)
+        return keras.layers.BatchNormalization(momentum=0.9, name=name)
     if kind == "relu":
         return keras.layers.ReLU(name=name)
     if kind == "maxpool":

@@ -72,7 +72,8 @@ class MorphismSpace:
     def neighbours(self, arch: ArchitectureGraph, rng: np.random.Generator) -> list:
         from automl.morphism.operators import random_children
 
-        return random_children(arch, rng, n=8, max_model_size=self.max_model_size)
+        cap = self.max_model_size or 2**25  # the Auto-Keras cap
+        return random_children(arch, rng, n=8, max_model_size=cap)
 
     def to_graph(self, arch: ArchitectureGraph) -> ArchitectureGraph:
         return arch

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 
 import keras
@@ -23,6 +24,13 @@ from automl.search.oracle import ARCH, PARENT, StrategyOracle
 
 WEIGHTS_FILE = "model.weights.h5"
 SUMMARY_FILE = "summary.json"
+
+
+def _load_weights(model: keras.Model, path: str) -> None:
+    """Load saved weights; the fresh optimizer's state is rebuilt, so its warning is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
 
 
 class _Deadline(keras.callbacks.Callback):
@@ -82,7 +90,7 @@ class GraphTuner(base_tuner.BaseTuner):
     def load_model(self, trial) -> keras.Model:
         """The trained model of a finished trial."""
         model = self.build_fn(self.trial_graph(trial.trial_id))
-        model.load_weights(self.weights_path(trial.trial_id))
+        _load_weights(model, self.weights_path(trial.trial_id))
         return model
 
     # ------------------------------------------------------------------ trials
@@ -94,7 +102,7 @@ class GraphTuner(base_tuner.BaseTuner):
 
         parent_graph = self.trial_graph(parent_id)
         parent = self.build_fn(parent_graph)
-        parent.load_weights(self.weights_path(parent_id))
+        _load_weights(parent, self.weights_path(parent_id))
         rng = np.random.default_rng([self.oracle.search_seed, int(trial_id)])
         inherit_weights(parent, parent_graph, model, graph, noise_std=self.noise_std, rng=rng)
         return model, parent_id
@@ -114,7 +122,7 @@ class GraphTuner(base_tuner.BaseTuner):
                 restore_best_weights=True))  # fmt: skip
         history = model.fit(train_data, validation_data=validation_data,
                             epochs=self.epochs or self.max_epochs, callbacks=callbacks,
-                            verbose=0).history  # fmt: skip
+                            shuffle=False, verbose=0).history  # fmt: skip
         scores = history[name]
         score = float(np.mean(scores[-5:]))
         if not np.isfinite(score):

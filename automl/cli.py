@@ -1,0 +1,151 @@
+"""The `automl` command: `automl fit`, `automl predict` (and `automl benchmark`, when present)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from automl.errors import AutoMLError
+
+_ESTIMATORS = {
+    ("image", "classification"): "ImageClassifier",
+    ("image", "regression"): "ImageRegressor",
+    ("table", "classification"): "StructuredDataClassifier",
+    ("table", "regression"): "StructuredDataRegressor",
+}
+
+
+def _fit_parser(sub) -> None:
+    p = sub.add_parser("fit", help="search a model on a dataset and export it",
+                       description="Search a model, report its held-out test score, save it.")  # fmt: skip
+    p.add_argument(
+        "dataset", nargs="?", help="built-in: digits, iris, wine, breast_cancer, diabetes"
+    )
+    p.add_argument("--csv", help="a CSV file (use with --target)")
+    p.add_argument("--target", help="the target column of --csv")
+    p.add_argument("--npz", help="an .npz file with x and y (or x_train, y_train, x_test, y_test)")
+    p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    p.add_argument("--strategy", default="random")
+    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--time-limit", default="3m", help="search time limit, e.g. 90s, 3m, 1h")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs per trial (default: early stopping)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--directory", default="automl_runs")
+    p.add_argument("--overwrite", action="store_true", help="start the search over")
+    p.add_argument("--output", help="where to save the model (default: NAME.keras)")
+    p.add_argument("--json", help="also write the result as JSON to this file")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="predict with a saved model",
+                       description="Predict with a saved .keras model on a CSV or .npz file.")  # fmt: skip
+    p.add_argument("model", help="a .keras file written by `automl fit`")
+    p.add_argument("data", help="a CSV file (feature columns) or .npz file (array x)")
+    p.add_argument("--output", help="write predictions here as CSV (default: print them)")
+
+
+def _load(args):
+    from automl import datasets
+
+    sources = [s for s in (args.dataset, args.csv, args.npz) if s]
+    if len(sources) != 1:
+        raise AutoMLError("Give exactly one of: a built-in dataset name, --csv FILE, --npz FILE.")
+    if args.csv:
+        if not args.target:
+            raise AutoMLError("--csv needs --target COLUMN (the column to predict).")
+        return datasets.load_csv(args.csv, args.target, args.task)
+    if args.npz:
+        return datasets.load_npz(args.npz, args.task)
+    return datasets.load_builtin(args.dataset)
+
+
+def fit(args) -> dict:
+    import automl
+    from automl.export import save_model
+
+    data = _load(args)
+    name = os.path.splitext(os.path.basename(data.name))[0]
+    estimator = getattr(automl, _ESTIMATORS[data.kind, data.task])(
+        strategy=args.strategy, max_trials=args.max_trials, time_limit=args.time_limit,
+        epochs=args.epochs, directory=args.directory, project_name=name,
+        overwrite=args.overwrite, seed=args.seed, verbose=0 if args.quiet else 1,
+    )  # fmt: skip
+    start = time.time()
+    estimator.fit(data.x_train, data.y_train)
+    seconds = time.time() - start
+    summary = estimator.search_summary()
+    metric = "accuracy" if data.task == "classification" else "mse"
+    test_score = estimator.evaluate(data.x_test, data.y_test)[metric]
+    path = save_model(estimator, args.output or f"{name}.keras")
+    if not args.quiet:
+        with_cols = [c for c in ("trial_id", "key", "params", "score", "epochs", "seconds",
+                                 "status") if c in summary.columns]  # fmt: skip
+        print(summary[with_cols].to_string(index=False))
+        print(f"test {metric}: {test_score:.4f}   ({len(data.y_test)} held-out samples)")
+        print(f"search + refit: {seconds:.1f} s   model saved to {path}")
+    result = {"dataset": data.name, "metric": metric, "test_score": test_score,
+              "seconds": round(seconds, 2), "trials": int(len(summary)), "model_path": path}  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+def predict(args) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from automl.export import load_model, predict_with
+
+    model, preprocessor, target = load_model(args.model)
+    if args.data.endswith(".npz"):
+        with np.load(args.data, allow_pickle=False) as f:
+            x = f["x"] if "x" in f else f["x_test"]
+    else:
+        x = pd.read_csv(args.data)
+        if preprocessor is not None and preprocessor.kind != "columns":
+            x = x.to_numpy()
+    predictions = predict_with(model, preprocessor, target, x)
+    frame = pd.DataFrame(predictions.reshape(len(predictions), -1))
+    frame.columns = ["prediction"] if frame.shape[1] == 1 else [f"p{i}" for i in frame.columns]
+    if args.output:
+        frame.to_csv(args.output, index=False)
+        print(f"wrote {len(frame)} predictions to {args.output}")
+    else:
+        print(frame.to_csv(index=False), end="")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="automl", description="Keras AutoML from the shell.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _fit_parser(sub)
+    _predict_parser(sub)
+    try:
+        from automl.benchmark import add_parser as add_benchmark
+    except ImportError:
+        add_benchmark = None
+    if add_benchmark is not None:
+        add_benchmark(sub)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        if args.command == "fit":
+            fit(args)
+        elif args.command == "predict":
+            predict(args)
+        else:
+            args.func(args)
+    except (AutoMLError, FileNotFoundError) as err:
+        print(f"automl: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import automl
+from automl.errors import InputError, NotFittedError
+
+SMALL = {"max_trials": 1, "epochs": 2, "max_model_size": 20_000, "verbose": 0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return x[:240].reshape(-1, 8, 8), y[:240]
+
+
+def test_image_classifier_string_labels_end_to_end(digits, tmp_path):
+    x, y = digits
+    labels = np.array([f"digit{v}" for v in y])
+    clf = automl.ImageClassifier(directory=tmp_path, seed=1, **SMALL)
+    assert clf.fit(x, labels) is clf
+    pred = clf.predict(x[:10])
+    assert pred.shape == (10,) and set(pred) <= set(labels)
+    proba = clf.predict_proba(x[:10])
+    assert proba.shape == (10, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert list(clf.classes_) == sorted(set(labels))
+    assert set(clf.evaluate(x, labels)) == {"loss", "accuracy"}
+    summary = clf.search_summary()
+    assert list(summary.columns) == [
+        "trial_id",
+        "strategy",
+        "key",
+        "params",
+        "score",
+        "epochs",
+        "seconds",
+        "status",
+    ]
+    assert summary.loc[0, "status"] == "COMPLETED" and summary.loc[0, "epochs"] == 2
+    assert summary.loc[0, "params"] <= SMALL["max_model_size"]
+
+
+def test_image_classifier_tf_data_and_one_hot(digits, tmp_path):
+    import tensorflow as tf
+
+    x, y = digits
+    one_hot = np.eye(10)[y]
+    ds = tf.data.Dataset.from_tensor_slices((x[..., None].astype("uint8"), one_hot)).batch(16)
+    clf = automl.ImageClassifier(directory=tmp_path, **SMALL).fit(ds)
+    pred = clf.predict(x[:5, :, :, None])
+    assert pred.shape == (5, 10) and (pred.sum(axis=1) == 1).all()
+
+
+def test_image_regressor_predicts_in_target_units(tmp_path, rng):
+    x = rng.uniform(0, 255, size=(64, 6, 6, 3))
+    y = 1000 + 50 * x.mean(axis=(1, 2, 3)) / 255
+    reg = automl.ImageRegressor(directory=tmp_path, **SMALL).fit(x, y)
+    pred = reg.predict(x)
+    assert pred.shape == (64,)
+    assert abs(pred.mean() - y.mean()) < 50  # target scaling lives in the model
+    assert set(reg.evaluate(x, y)) == {"loss", "mse"}
+
+
+def test_structured_classifier_dataframe_with_categories_and_missing(tmp_path, rng):
+    n = 120
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=n),
+            "colour": rng.choice(["red", "green", None], size=n),
+            "count": rng.integers(0, 5, size=n).astype(float),
+        }
+    )
+    frame.loc[::7, "count"] = np.nan
+    y = np.where(frame["size"] > 0, "big", "small")
+    clf = automl.StructuredDataClassifier(directory=tmp_path, **SMALL).fit(frame, y)
+    pred = clf.predict(frame.iloc[:8])
+    assert set(pred) <= {"big", "small"}
+    unseen = frame.iloc[:2].assign(colour=["purple", None])
+    assert clf.predict(unseen).shape == (2,)
+
+
+def test_structured_regressor_numpy_with_validation_data(tmp_path, rng):
+    x = rng.normal(size=(80, 4))
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0])
+    reg = automl.StructuredDataRegressor(directory=tmp_path, **SMALL)
+    reg.fit(x[:60], y[:60], validation_data=(x[60:], y[60:]))
+    assert reg.predict(x).shape == (80,)
+
+
+def test_resume_keeps_finished_trials(digits, tmp_path):
+    x, y = digits
+    args = {**SMALL, "directory": tmp_path, "project_name": "resume", "seed": 3}
+    first = automl.ImageClassifier(**{**args, "max_trials": 2}).fit(x, y)
+    before = first.search_summary()
+    trial_file = tmp_path / "resume" / "trial_0" / "summary.json"
+    stamp = os.path.getmtime(trial_file)
+    del first
+    second = automl.ImageClassifier(**{**args, "max_trials": 3}).fit(x, y)
+    after = second.search_summary()
+    assert len(after) == 3
+    assert os.path.getmtime(trial_file) == stamp  # not re-run
+    pd.testing.assert_frame_equal(after.iloc[:2].reset_index(drop=True), before)
+
+
+def test_resume_refuses_other_data(digits, tmp_path):
+    x, y = digits
+    args = {**SMALL, "directory": tmp_path, "project_name": "p"}
+    automl.ImageClassifier(**args).fit(x, y)
+    with pytest.raises(InputError, match="overwrite=True"):
+        automl.ImageClassifier(**args).fit(x[:, :6, :6], y)
+
+
+def test_export_loads_in_fresh_process_without_automl(digits, tmp_path):
+    x, y = digits
+    clf = automl.ImageClassifier(directory=tmp_path, **SMALL).fit(x, y)
+    path = tmp_path / "model.keras"
+    clf.export_model().save(path)
+    np.save(tmp_path / "x.npy", x[:20])
+    code = (
+        "import sys, numpy as np, keras;"
+        f"m = keras.models.load_model({str(path)!r});"
+        f"np.save({str(tmp_path / 'p.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0));"
+        "assert 'automl' not in sys.modules"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(x[:20]), atol=1e-5)
+
+
+def test_bad_input_fails_before_training(tmp_path):
+    x = np.zeros((10, 8, 8))
+    y = np.arange(10) % 2
+    with pytest.raises(InputError, match="Unknown strategy 'nope'"):
+        automl.ImageClassifier(strategy="nope", directory=tmp_path).fit(x, y)
+    with pytest.raises(InputError, match="time_limit"):
+        automl.ImageClassifier(time_limit="soon", directory=tmp_path).fit(x, y)
+    with pytest.raises(InputError, match=r"len\(x\)=10, len\(y\)=9"):
+        automl.ImageClassifier(directory=tmp_path).fit(x, y[:9])
+    with pytest.raises(InputError, match=r"x.shape=\(10, 64\)"):
+        automl.ImageClassifier(directory=tmp_path).fit(x.reshape(10, 64), y)
+    with pytest.raises(InputError, match="at least 2 classes"):
+        automl.ImageClassifier(directory=tmp_path).fit(x, np.zeros(10))
+    with pytest.raises(NotFittedError, match="Call fit"):
+        automl.ImageClassifier().predict(x)
+    assert not any(tmp_path.iterdir())  # nothing started
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [(90, 90.0), ("90s", 90.0), ("30m", 1800.0), ("1h30m", 5400.0), (None, None)]
+)
+def test_parse_time_limit(text, seconds):
+    from automl.tasks import parse_time_limit
+
+    assert parse_time_limit(text) == seconds
