@@ -97,6 +97,8 @@ def fresh_sample(space: SearchSpace, seen: set, rng: np.random.Generator, tries:
 
 _REGISTRY: dict[str, str] = {
     "random": "automl.search.random:RandomSearch",
+    "evolution": "automl.search.evolution:RegularizedEvolution",
+    "bayesian": "automl.search.bayesian:BayesianOptimization",
 }
 
 

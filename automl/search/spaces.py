@@ -86,3 +86,32 @@ class MorphismSpace:
 
     def loads(self, text: str) -> ArchitectureGraph:
         return ArchitectureGraph.from_json(text)
+
+
+class NB201Space:
+    """The 15,625 NAS-Bench-201 cells; neighbours are the 24 one-edge mutations."""
+
+    def sample(self, rng: np.random.Generator):
+        from automl.search import nb201
+
+        return nb201.sample(rng)
+
+    def neighbours(self, arch, rng: np.random.Generator) -> list:
+        from automl.search import nb201
+
+        children = nb201.neighbours(arch)
+        return [children[i] for i in rng.permutation(len(children))]
+
+    def to_graph(self, arch):
+        return arch.to_graph()
+
+    def key(self, arch) -> str:
+        return arch.to_string()
+
+    def dumps(self, arch) -> str:
+        return arch.to_string()
+
+    def loads(self, text: str):
+        from automl.search import nb201
+
+        return nb201.parse(text)
