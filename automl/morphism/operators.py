@@ -1,0 +1,432 @@
+"""Network morphisms on `ArchitectureGraph`s: deepen, widen, add-skip, concat-skip.
+
+Every operator is a pure function: it returns a new graph whose history ends in
+a JSON-able dict that `apply_op` replays exactly, so a sequence of morphisms
+found on a weightless graph can be replayed on a trained parent. Existing node
+ids are kept and new nodes take fresh ids (`graph.next_id` upwards), so
+`automl.morphism.weights.inherit_weights` can copy weights layer by layer and
+initialise the new layers so that the child computes the parent's function.
+
+Pure Python: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from automl.graph.architecture import ArchitectureGraph, Node
+from automl.morphism.area import (
+    PRODUCER_TYPES,
+    consumer_map,
+    descendants,
+    effective_area,
+    non_negative,
+    path,
+)
+
+OPERATIONS = ("deepen", "widen", "add_skip", "concat_skip")
+# what `deepen` may insert: name -> layer types, in order
+DEEPEN_LAYERS: dict[str, tuple[str, ...]] = {
+    "conv2d": ("conv2d",),
+    "conv_block": ("conv2d", "batchnorm", "relu"),
+    "batchnorm": ("batchnorm",),
+    "relu": ("relu",),
+    "dense": ("dense",),
+    "dense_block": ("dense", "batchnorm", "relu"),
+    "dropout": ("dropout",),
+}
+KERNEL_SIZES = (1, 3, 5)
+DEFAULT_MAX_MODEL_SIZE = 2**25
+
+
+def _check_node(graph: ArchitectureGraph, node_id: Any, what: str) -> int:
+    if not isinstance(node_id, (int, np.integer)) or int(node_id) not in graph.nodes:
+        raise ValueError(f"{what} must be a node id of the graph. Received: {node_id!r}")
+    return int(node_id)
+
+
+def _rewired(graph: ArchitectureGraph, old: int, new: int, new_nodes: list[Node]) -> list[Node]:
+    """The graph's nodes with every use of `old` taken by `new`, then `new_nodes`."""
+    nodes = [
+        Node(n.id, n.type, dict(n.params), tuple(new if i == old else i for i in n.inputs))
+        if old in n.inputs
+        else n
+        for n in graph.nodes.values()
+    ]
+    return nodes + new_nodes
+
+
+# ---------------------------------------------------------------------- deepen
+def deepen_error(
+    graph: ArchitectureGraph,
+    after: int,
+    layer: str,
+    kernel_size: int = 3,
+    nonneg: dict[int, bool] | None = None,
+) -> str | None:
+    """Why `deepen(graph, after, layer, kernel_size)` is invalid, or None if it is valid."""
+    if layer not in DEEPEN_LAYERS:
+        return f"layer must be one of {sorted(DEEPEN_LAYERS)}. Received: layer={layer!r}"
+    node = graph.node(after)
+    if node.type == "output":
+        return "Cannot insert a layer after the output layer."
+    rank = len(graph.shape(after))
+    if layer.startswith("conv") and rank != 3:
+        return f"A conv layer needs an image tensor; node {after} has shape {graph.shape(after)}."
+    if (layer.startswith("dense") or layer == "dropout") and rank != 1:
+        return (
+            f"A {layer} layer goes in the dense part; node {after} has shape "
+            f"{graph.shape(after)}. Insert it after 'gap' or 'flatten'."
+        )
+    if layer.startswith("conv") and kernel_size not in KERNEL_SIZES:
+        return f"kernel_size must be one of {KERNEL_SIZES}. Received: kernel_size={kernel_size!r}"
+    if layer in ("relu", "conv_block", "dense_block"):
+        nonneg = nonneg if nonneg is not None else non_negative(graph)
+        if not nonneg[after]:
+            return (
+                f"Inserting a ReLU after node {after} ({node.type}) would change the network's "
+                "function; insert it where the tensor is non-negative (after a ReLU)."
+            )
+    return None
+
+
+def deepen(
+    graph: ArchitectureGraph,
+    after: int,
+    layer: str = "conv_block",
+    kernel_size: int = 3,
+    rate: float = 0.25,
+) -> ArchitectureGraph:
+    """Insert identity-initialisable layer(s) after node `after`.
+
+    Args:
+        graph: the parent graph.
+        after: id of the node whose output the new layers take; its consumers
+            take the new layers' output instead.
+        layer: one of `DEEPEN_LAYERS`: "conv2d" (k x k, as many filters as
+            channels), "conv_block" (conv2d, BN, ReLU), "batchnorm", "relu",
+            "dense", "dense_block" (dense, BN, ReLU) or "dropout".
+        kernel_size: kernel size of a conv layer, 1, 3 or 5.
+        rate: dropout rate of a dropout layer.
+
+    Returns:
+        The child graph.
+
+    Raises:
+        ValueError: if the layer cannot go there without changing the function
+            (for example a ReLU after a tensor that may be negative).
+    """
+    after = _check_node(graph, after, "after")
+    error = deepen_error(graph, after, layer, kernel_size)
+    if error:
+        raise ValueError(error)
+    width = graph.shape(after)[-1]
+    op: dict[str, Any] = {"op": "deepen", "after": after, "layer": layer}
+    params_of = {
+        "conv2d": {"filters": width, "kernel_size": kernel_size},
+        "dense": {"units": width},
+    }
+    if layer.startswith("conv"):
+        op["kernel_size"] = kernel_size
+    if layer == "dropout":
+        if not 0 <= rate < 1:
+            raise ValueError(f"rate must be in [0, 1). Received: rate={rate!r}")
+        op["rate"] = rate
+        params_of["dropout"] = {"rate": rate}
+    new_nodes: list[Node] = []
+    previous = after
+    for offset, kind in enumerate(DEEPEN_LAYERS[layer]):
+        node_id = graph.next_id + offset
+        new_nodes.append(Node(node_id, kind, dict(params_of.get(kind, {})), (previous,)))
+        previous = node_id
+    # old consumers of `after` take the last new node; the first new node takes `after`
+    return graph.with_nodes(_rewired(graph, after, previous, new_nodes), op)
+
+
+# ---------------------------------------------------------------------- widen
+def widen(
+    graph: ArchitectureGraph,
+    node: int,
+    width: int | None = None,
+    copy_from: list[int] | None = None,
+    rng: np.random.Generator | None = None,
+) -> ArchitectureGraph:
+    """Give a conv or dense layer more units, each new unit a copy of an old one.
+
+    Every layer in the effective area (see `automl.morphism.area`) changes with
+    it: other producers sharing the channels through Add grow the same way,
+    BN / pooling / Concatenate pass the channels on, consumers take more inputs.
+
+    Args:
+        graph: the parent graph.
+        node: id of a conv2d, sep_conv2d or dense node (not the output layer).
+        width: the new number of units; twice the old one when None.
+        copy_from: for each new unit, the old unit it copies; random (with `rng`)
+            or round-robin when None.
+        rng: random generator for `copy_from`.
+
+    Returns:
+        The child graph.
+
+    Raises:
+        ValueError: if the node cannot be widened or the arguments do not fit.
+    """
+    node = _check_node(graph, node, "node")
+    target = graph.node(node)
+    if target.type not in PRODUCER_TYPES:
+        raise ValueError(
+            f"Only {sorted(PRODUCER_TYPES)} layers can be widened. "
+            f"Received: node {node} of type {target.type!r}"
+        )
+    old = target.width
+    width = 2 * old if width is None else int(width)
+    if width <= old:
+        raise ValueError(f"width must exceed the current {old}. Received: width={width}")
+    if copy_from is None:
+        extra = width - old
+        copy_from = (
+            [int(c) for c in rng.integers(0, old, size=extra)]
+            if rng is not None
+            else [i % old for i in range(extra)]
+        )
+    copy_from = [int(c) for c in copy_from]
+    if len(copy_from) != width - old or any(not 0 <= c < old for c in copy_from):
+        raise ValueError(
+            f"copy_from needs {width - old} unit indices in [0, {old}). Received: {copy_from}"
+        )
+    area = effective_area(graph, node, list(range(old)) + copy_from)
+    nodes = []
+    for n in graph.nodes.values():
+        if n.id in area.producers:
+            key = "units" if n.type == "dense" else "filters"
+            n = Node(n.id, n.type, {**n.params, key: len(area.maps[n.id])}, n.inputs)
+        nodes.append(n)
+    op = {"op": "widen", "node": node, "width": width, "copy_from": copy_from}
+    return graph.with_nodes(nodes, op)
+
+
+# ---------------------------------------------------------------------- skips
+def _skip_branch(graph: ArchitectureGraph, start: int, end: int, kind: str) -> list[Node]:
+    """Validate a skip from `start` to `end`; the branch's pooling copies as new nodes."""
+    start = _check_node(graph, start, "start")
+    end = _check_node(graph, end, "end")
+    if start == end:
+        raise ValueError(f"A skip connection needs two different nodes. Received: {start}, {end}")
+    if graph.node(end).type in ("input", "output"):
+        raise ValueError(f"A skip connection cannot end at the {graph.node(end).type} node.")
+    if len(graph.shape(start)) != 3 or len(graph.shape(end)) != 3:
+        raise ValueError(
+            f"{kind} connects image tensors. Received: node {start} with shape "
+            f"{graph.shape(start)}, node {end} with shape {graph.shape(end)}"
+        )
+    route = path(graph, start, end)  # ValueError if end is not after start
+    branch: list[Node] = []
+    previous = start
+    for node_id in route[1:]:
+        node = graph.node(node_id)
+        if node.type in ("maxpool", "avgpool"):
+            params = {"pool_size": node.params["pool_size"], "strides": node.params["strides"]}
+            kind_copy = node.type
+        elif node.type in ("conv2d", "sep_conv2d") and node.params["strides"] > 1:
+            stride = node.params["strides"]
+            params, kind_copy = {"pool_size": stride, "strides": stride}, "avgpool"
+        else:
+            continue
+        branch.append(Node(graph.next_id + len(branch), kind_copy, params, (previous,)))
+        previous = branch[-1].id
+    return branch
+
+
+def add_skip(graph: ArchitectureGraph, start: int, end: int) -> ArchitectureGraph:
+    """Add `start`'s output (pooled like the path) through a zero 1x1 conv to `end`'s output.
+
+    Args:
+        graph: the parent graph.
+        start: id of the node the skip leaves from (an image tensor).
+        end: id of a later node (an image tensor, reachable from `start`).
+
+    Returns:
+        The child graph: start -> pooling copies -> conv 1x1 -> add(end, conv).
+
+    Raises:
+        ValueError: if the nodes cannot be connected.
+    """
+    branch = _skip_branch(graph, start, end, "add_skip")
+    source = branch[-1].id if branch else start
+    conv_id = graph.next_id + len(branch)
+    filters = graph.shape(end)[-1]
+    conv = Node(conv_id, "conv2d", {"filters": filters, "kernel_size": 1}, (source,))
+    merge = Node(conv_id + 1, "add", {}, (end, conv_id))
+    nodes = _rewired(graph, end, merge.id, branch + [conv, merge])
+    return _child(graph, nodes, {"op": "add_skip", "start": start, "end": end})
+
+
+def concat_skip(graph: ArchitectureGraph, start: int, end: int) -> ArchitectureGraph:
+    """Concatenate `start`'s output (pooled like the path) to `end`'s, then a 1x1 conv.
+
+    The 1x1 conv is initialised to the identity on `end`'s channels and zero on
+    the skip channels, so the child computes the parent's function.
+
+    Args:
+        graph: the parent graph.
+        start: id of the node the skip leaves from (an image tensor).
+        end: id of a later node (an image tensor, reachable from `start`).
+
+    Returns:
+        The child graph: concat(end, pooled start) -> conv 1x1 with end's width.
+
+    Raises:
+        ValueError: if the nodes cannot be connected.
+    """
+    branch = _skip_branch(graph, start, end, "concat_skip")
+    source = branch[-1].id if branch else start
+    merge_id = graph.next_id + len(branch)
+    merge = Node(merge_id, "concat", {}, (end, source))
+    filters = graph.shape(end)[-1]
+    conv = Node(merge_id + 1, "conv2d", {"filters": filters, "kernel_size": 1}, (merge_id,))
+    nodes = _rewired(graph, end, conv.id, branch + [merge, conv])
+    return _child(graph, nodes, {"op": "concat_skip", "start": start, "end": end})
+
+
+def _child(graph: ArchitectureGraph, nodes: list[Node], op: dict) -> ArchitectureGraph:
+    try:
+        return graph.with_nodes(nodes, op)
+    except ValueError as err:
+        raise ValueError(f"Invalid {op['op']} from {op['start']} to {op['end']}: {err}") from None
+
+
+# ---------------------------------------------------------------------- replay
+_APPLY: dict[str, tuple[Callable[..., ArchitectureGraph], tuple[str, ...]]] = {
+    "deepen": (deepen, ("after", "layer", "kernel_size", "rate")),
+    "widen": (widen, ("node", "width", "copy_from")),
+    "add_skip": (add_skip, ("start", "end")),
+    "concat_skip": (concat_skip, ("start", "end")),
+}
+
+
+def apply_op(graph: ArchitectureGraph, op: dict) -> ArchitectureGraph:
+    """Replay one recorded operation (an entry of `graph.history`) on `graph`.
+
+    Args:
+        graph: the graph to morph.
+        op: a dict as recorded by a morphism, e.g. `{"op": "widen", "node": 3, ...}`.
+
+    Returns:
+        The child graph, with `op` appended to its history.
+
+    Raises:
+        ValueError: if the operation is unknown or does not fit the graph.
+    """
+    if not isinstance(op, dict) or op.get("op") not in _APPLY:
+        raise ValueError(f"op must be a dict with 'op' in {list(_APPLY)}. Received: {op!r}")
+    function, allowed = _APPLY[op["op"]]
+    unknown = set(op) - set(allowed) - {"op"}
+    if unknown:
+        raise ValueError(f"Unknown arguments {sorted(unknown)} for {op['op']}. Received: {op!r}")
+    return function(graph, **{k: v for k, v in op.items() if k != "op"})
+
+
+def apply_ops(graph: ArchitectureGraph, ops: list[dict]) -> ArchitectureGraph:
+    """Replay a sequence of operations in order."""
+    for op in ops:
+        graph = apply_op(graph, op)
+    return graph
+
+
+# ---------------------------------------------------------------------- sampling
+def random_op(graph: ArchitectureGraph, kind: str, rng: np.random.Generator) -> dict | None:
+    """A random valid operation of type `kind` on `graph`, or None if there is none."""
+    if kind == "deepen":
+        nonneg = non_negative(graph)
+        choices = [
+            (after, layer)
+            for after in graph.order
+            for layer in DEEPEN_LAYERS
+            if deepen_error(graph, after, layer, 3, nonneg) is None
+        ]
+        if not choices:
+            return None
+        after, layer = choices[rng.integers(len(choices))]
+        op: dict[str, Any] = {"op": "deepen", "after": after, "layer": layer}
+        if layer.startswith("conv"):
+            op["kernel_size"] = int(rng.choice(KERNEL_SIZES))
+        if layer == "dropout":
+            op["rate"] = 0.25
+        return op
+    if kind == "widen":
+        candidates = [i for i in graph.order if graph.node(i).type in PRODUCER_TYPES]
+        for index in rng.permutation(len(candidates)):
+            node = candidates[index]
+            old = graph.node(node).width
+            copy_from = [int(c) for c in rng.integers(0, old, size=old)]
+            try:
+                effective_area(graph, node, list(range(old)) + copy_from)
+            except ValueError:
+                continue
+            return {"op": "widen", "node": node, "width": 2 * old, "copy_from": copy_from}
+        return None
+    if kind in ("add_skip", "concat_skip"):
+        users = consumer_map(graph)
+        images = [i for i in graph.order if len(graph.shape(i)) == 3]
+        for index in rng.permutation(len(images)):
+            start = images[index]
+            ends = [
+                i
+                for i in descendants(graph, start, users)
+                if len(graph.shape(i)) == 3 and graph.node(i).type != "output"
+            ]
+            if ends:
+                end = sorted(ends)[rng.integers(len(ends))]
+                return {"op": kind, "start": start, "end": end}
+        return None
+    raise ValueError(f"kind must be one of {OPERATIONS}. Received: kind={kind!r}")
+
+
+def random_children(
+    graph: ArchitectureGraph,
+    rng: np.random.Generator,
+    n: int = 8,
+    max_model_size: int = DEFAULT_MAX_MODEL_SIZE,
+) -> list[ArchitectureGraph]:
+    """Up to `n` distinct children, each one random morphism of `graph`.
+
+    The operation type is drawn uniformly from those that have a valid
+    operation on this graph; children with more than `max_model_size`
+    parameters are dropped (so fewer than `n` may come back).
+
+    Args:
+        graph: the parent graph.
+        rng: random generator.
+        n: number of children to draw.
+        max_model_size: parameter cap (Auto-Keras uses 2**25).
+
+    Returns:
+        The children; `child.history[-1]` is the operation that made each.
+    """
+    children: list[ArchitectureGraph] = []
+    seen: set[str] = set()
+    kinds = list(OPERATIONS)
+    for _ in range(n):
+        op = None
+        available = list(kinds)
+        while op is None and available:
+            kind = available.pop(int(rng.integers(len(available))))
+            op = random_op(graph, kind, rng)
+            if op is None:
+                kinds.remove(kind)  # no valid operation of this type on this graph
+        if op is None:
+            break
+        text = repr(sorted(op.items()))
+        if text in seen:
+            continue
+        seen.add(text)
+        try:
+            child = apply_op(graph, op)
+        except ValueError:  # e.g. a skip whose branch cannot match shapes in an odd graph
+            continue
+        if child.count_params() <= max_model_size:
+            children.append(child)
+    return children

@@ -1,0 +1,166 @@
+"""Function-preserving weight transfer from a trained parent model to a morphed child.
+
+The child graph's history ends with the operations that turned the parent graph
+into it. `inherit_weights` reads the parent's weights as numpy arrays (with
+`layer.get_weights()`, so a parent that was saved and loaded works the same),
+replays the operations on them one by one, and sets the child's layers:
+
+- deepen: identity kernels (centre tap for convs), zero biases; BatchNorm with
+  gamma 1, beta 0, moving mean 0 and moving variance 1 - epsilon, which is the
+  identity in inference mode.
+- widen: producers' new units copy old ones (Net2Net); every consumer's weights
+  for a channel copied c times are divided by c; BatchNorm channels are copied.
+- add-skip: a zero 1x1 conv; concat-skip: a 1x1 conv that is the identity on
+  the original channels and zero on the skip channels.
+
+Keras is imported only inside `inherit_weights`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from automl.graph.architecture import ArchitectureGraph
+from automl.morphism.area import effective_area
+from automl.morphism.operators import apply_op
+
+Weights = dict[int, list[np.ndarray]]
+
+
+def inherit_weights(
+    parent_model,
+    parent_graph: ArchitectureGraph,
+    child_model,
+    child_graph: ArchitectureGraph,
+    noise_std: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> None:
+    """Set the child model's graph layers so that it computes the parent's function.
+
+    Args:
+        parent_model: the trained parent, built from `parent_graph` by
+            `automl.graph.builder.build_model` (possibly saved and loaded since).
+        parent_graph: the parent's graph.
+        child_model: the child, built from `child_graph` the same way; layers
+            outside the graph (for example preprocessing) are left alone.
+        child_graph: a graph whose history is the parent's history followed by
+            the morphisms to replay.
+        noise_std: standard deviation of Gaussian noise added to the new
+            weights (copied units, new layers) to break symmetry; 0 keeps the
+            function exactly (in inference mode).
+        rng: random generator for the noise.
+
+    Raises:
+        ValueError: if the child's history does not extend the parent's, the
+            replayed operations do not give the child graph, or a layer is missing.
+    """
+    from automl.graph.builder import graph_layers, layer_name
+
+    depth = len(parent_graph.history)
+    if child_graph.history[:depth] != parent_graph.history:
+        raise ValueError(
+            "The child graph's history does not start with the parent graph's history; "
+            "morph the parent graph (or replay the operations with apply_op) to get the child."
+        )
+    if noise_std and rng is None:
+        rng = np.random.default_rng()
+    parent_layers = graph_layers(parent_model)
+    child_layers = graph_layers(child_model)
+    weights: Weights = {}
+    for node_id, node in parent_graph.nodes.items():
+        name = layer_name(node)
+        if node.type == "input":
+            continue
+        if name not in parent_layers:
+            raise ValueError(f"The parent model has no layer {name!r} for node {node_id}.")
+        weights[node_id] = [np.array(w) for w in parent_layers[name].get_weights()]
+    epsilon = {
+        node_id: getattr(child_layers.get(layer_name(node)), "epsilon", 1e-3)
+        for node_id, node in child_graph.nodes.items()
+        if node.type == "batchnorm"
+    }
+    transfer = _Transfer(epsilon, noise_std, rng)
+    graph = parent_graph
+    for op in child_graph.history[depth:]:
+        child = apply_op(graph, op)
+        transfer.apply(graph, child, op, weights)
+        graph = child
+    if graph.key() != child_graph.key() or set(graph.nodes) != set(child_graph.nodes):
+        raise ValueError(
+            "Replaying the child's history on the parent graph does not give the child graph."
+        )
+    for node_id, node in child_graph.nodes.items():
+        layer = child_layers.get(layer_name(node))
+        if layer is None:
+            if node.type == "input":
+                continue
+            raise ValueError(f"The child model has no layer {layer_name(node)!r}.")
+        if layer.weights:
+            layer.set_weights(weights[node_id])
+
+
+class _Transfer:
+    """Weight transforms per operation, on a dict node id -> list of numpy arrays."""
+
+    def __init__(self, epsilon: dict[int, float], noise_std: float, rng):
+        self.epsilon = epsilon
+        self.noise_std = noise_std
+        self.rng = rng
+
+    def noise(self, shape) -> np.ndarray | float:
+        if not self.noise_std:
+            return 0.0
+        return self.rng.normal(0.0, self.noise_std, size=shape).astype(np.float32)
+
+    def apply(self, graph: ArchitectureGraph, child: ArchitectureGraph, op: dict, w: Weights):
+        new_ids = [i for i in child.order if i not in graph.nodes]
+        if op["op"] == "widen":
+            self.widen(graph, op, w)
+            return
+        for node_id in new_ids:
+            node = child.node(node_id)
+            cin = child.shape(node.inputs[0])[-1]
+            if node.type == "conv2d":
+                k, filters = node.params["kernel_size"], node.params["filters"]
+                kernel = np.zeros((k, k, cin, filters), np.float32)
+                if op["op"] != "add_skip":  # deepen: identity; concat-skip: identity on `end`
+                    kernel[k // 2, k // 2, :filters, :] = np.eye(filters, dtype=np.float32)
+                w[node_id] = [kernel + self.noise(kernel.shape), np.zeros(filters, np.float32)]
+            elif node.type == "dense":
+                kernel = np.eye(cin, dtype=np.float32)
+                w[node_id] = [kernel + self.noise(kernel.shape), np.zeros(cin, np.float32)]
+            elif node.type == "batchnorm":
+                variance = np.full(cin, 1.0 - self.epsilon.get(node_id, 1e-3), np.float32)
+                w[node_id] = [np.ones(cin, np.float32), np.zeros(cin, np.float32)]
+                w[node_id] += [np.zeros(cin, np.float32), variance]
+            else:
+                w[node_id] = []
+
+    def widen(self, graph: ArchitectureGraph, op: dict, w: Weights) -> None:
+        old = graph.node(op["node"]).width
+        area = effective_area(graph, op["node"], list(range(old)) + list(op["copy_from"]))
+        for node_id in area.producers:  # output units copy old ones
+            m = np.asarray(area.maps[node_id])
+            new_units = np.arange(len(m)) >= graph.shape(node_id)[-1]
+            arrays = w[node_id]
+            # conv2d / dense: [kernel, bias]; sep_conv2d: [depthwise, pointwise, bias]
+            first = 1 if graph.node(node_id).type == "sep_conv2d" else 0
+            for index in range(first, len(arrays)):
+                grown = arrays[index][..., m]
+                if index == first:
+                    grown[..., new_units] += self.noise(grown[..., new_units].shape)
+                arrays[index] = grown
+        for node_id, m in area.maps.items():
+            if graph.node(node_id).type == "batchnorm":
+                w[node_id] = [a[np.asarray(m)] for a in w[node_id]]
+        for node_id in area.consumers:  # input channels: copy, divide by copy count
+            m = np.asarray(area.maps[graph.node(node_id).inputs[0]])
+            scale = (1.0 / np.bincount(m)[m]).astype(np.float32)
+            arrays = w[node_id]
+            if graph.node(node_id).type == "sep_conv2d":
+                arrays[0] = arrays[0][:, :, m, :]
+                arrays[1] = arrays[1][:, :, m, :] * scale[:, None]
+            elif arrays[0].ndim == 4:  # conv2d
+                arrays[0] = arrays[0][:, :, m, :] * scale[:, None]
+            else:  # dense, output
+                arrays[0] = arrays[0][m, :] * scale[:, None]
