@@ -28,7 +28,8 @@ def _fit_parser(sub) -> None:
     p.add_argument("--target", help="the target column of --csv")
     p.add_argument("--npz", help="an .npz file with x and y (or x_train, y_train, x_test, y_test)")
     p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
-    p.add_argument("--strategy", default="random")
+    p.add_argument("--strategy", default="bayesian",
+                   choices=["bayesian", "random", "evolution", "milenas", "darts"])  # fmt: skip
     p.add_argument("--max-trials", type=int, default=10)
     p.add_argument("--time-limit", default="3m", help="search time limit, e.g. 90s, 3m, 1h")
     p.add_argument(

@@ -19,6 +19,8 @@ from automl import data as data_mod
 from automl.errors import InputError, NotFittedError
 
 _STRATEGIES = ("bayesian", "random", "evolution", "milenas", "darts")
+# Budgets on real data are tens of trials, not hundreds: fewer random starts.
+_STRATEGY_ARGS = {"bayesian": {"n_initial": 2}, "evolution": {"population_size": 4}}
 
 
 def parse_time_limit(value) -> float | None:
@@ -49,7 +51,7 @@ class _AutoModel:
     _kind = "image"
     _task = "classification"
 
-    def __init__(self, strategy: str = "random", max_trials: int = 10, time_limit=None,
+    def __init__(self, strategy: str = "bayesian", max_trials: int = 10, time_limit=None,
                  epochs: int | None = None, directory: str = "automl_runs",
                  project_name: str | None = None, overwrite: bool = False, seed: int = 0,
                  max_model_size: int | None = None, batch_size: int = 32,
@@ -234,7 +236,8 @@ class _AutoModel:
         from automl.search.oracle import StrategyOracle
         from automl.search.tuner import GraphTuner
 
-        oracle = StrategyOracle(get_strategy(self.strategy), self._space(), self._objective(),
+        strategy = get_strategy(self.strategy, **_STRATEGY_ARGS.get(self.strategy, {}))
+        oracle = StrategyOracle(strategy, self._space(), self._objective(),
                                 max_trials=self.max_trials, seed=self.seed,
                                 time_limit=time_limit)  # fmt: skip
         tuner = GraphTuner(oracle, self._build, epochs=self.epochs, log=self._log if self.verbose

@@ -21,6 +21,10 @@ _IMAGE_CHOICES = {
 _TABLE_CHOICES = {
     "mlp": {"width": [32, 64, 128, 256], "layers": [1, 2, 3], "dropout": [0.0, 0.1, 0.25, 0.5]},
 }
+# Default parameter cap: models that train in seconds to minutes on a CPU.
+# Auto-Keras used 2**25 on a GPU; pass max_model_size to go bigger.
+DEFAULT_MAX_MODEL_SIZE = 2**19
+
 _DEFAULTS = {
     "small_cnn": {"width": 32, "blocks": 2, "convs_per_block": 2, "dropout": 0.25},
     "mlp": {"width": 64, "layers": 2, "dropout": 0.1},
@@ -34,7 +38,8 @@ class MorphismSpace:
         input_shape: shape the graph starts from, (H, W, C) for images or (features,).
         units: size of the output layer.
         activation: activation of the output layer ("softmax" or "linear").
-        max_model_size: largest parameter count a candidate may have (None: no cap).
+        max_model_size: largest parameter count a candidate may have
+            (None: `DEFAULT_MAX_MODEL_SIZE`).
     """
 
     def __init__(self, input_shape, units: int, activation: str = "softmax",
@@ -42,14 +47,14 @@ class MorphismSpace:
         self.input_shape = tuple(input_shape)
         self.units = units
         self.activation = activation
-        self.max_model_size = max_model_size
+        self.max_model_size = max_model_size or DEFAULT_MAX_MODEL_SIZE
         self.choices = _IMAGE_CHOICES if len(self.input_shape) == 3 else _TABLE_CHOICES
 
     def _build(self, family: str, sizes: dict) -> ArchitectureGraph:
         return seeds.SEEDS[family](self.input_shape, self.units, self.activation, **sizes)
 
     def _fits(self, graph: ArchitectureGraph) -> bool:
-        return self.max_model_size is None or graph.count_params() <= self.max_model_size
+        return graph.count_params() <= self.max_model_size
 
     def initial(self) -> list[ArchitectureGraph]:
         """Default architectures tried before any random one."""
@@ -72,8 +77,7 @@ class MorphismSpace:
     def neighbours(self, arch: ArchitectureGraph, rng: np.random.Generator) -> list:
         from automl.morphism.operators import random_children
 
-        cap = self.max_model_size or 2**25  # the Auto-Keras cap
-        return random_children(arch, rng, n=8, max_model_size=cap)
+        return random_children(arch, rng, n=8, max_model_size=self.max_model_size)
 
     def to_graph(self, arch: ArchitectureGraph) -> ArchitectureGraph:
         return arch

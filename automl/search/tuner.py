@@ -4,7 +4,8 @@ The tuner only runs trials. It builds the Keras model with the task's `build_fn`
 (preprocessing + graph + compile), starts a morphism child from its parent's
 saved weights, trains with early stopping inside compiled Keras steps on
 `tf.data` input, saves the best weights in the trial's directory and reports the
-score: the mean validation metric over the last epochs (at most 5).
+score: the validation metric of the epoch whose weights are kept (early stopping
+restores the best epoch, so the score describes the saved model).
 """
 
 from __future__ import annotations
@@ -124,12 +125,13 @@ class GraphTuner(base_tuner.BaseTuner):
                             epochs=self.epochs or self.max_epochs, callbacks=callbacks,
                             shuffle=False, verbose=0).history  # fmt: skip
         scores = history[name]
-        score = float(np.mean(scores[-5:]))
+        best_epoch = int(np.argmax(scores) if mode == "max" else np.argmin(scores))
+        score = float(scores[best_epoch])  # the epoch whose weights are kept
         if not np.isfinite(score):
             raise ValueError(f"The trial's {name} is not finite ({score}); training diverged.")
         model.save_weights(self.weights_path(trial.trial_id))
         summary = {"key": graph.key(), "params": graph.count_params(), "epochs": len(scores),
-                   "best_epoch": int(np.argmax(scores) if mode == "max" else np.argmin(scores)) + 1,
+                   "best_epoch": best_epoch + 1,
                    "seconds": round(time.time() - start, 2), "parent": parent,
                    "strategy": values.get("strategy", "")}  # fmt: skip
         with open(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), "w") as f:
