@@ -160,3 +160,32 @@ def test_parse_time_limit(text, seconds):
     from automl.tasks import parse_time_limit
 
     assert parse_time_limit(text) == seconds
+
+
+def test_child_trial_starts_from_parent_weights(digits, tmp_path):
+    from automl.morphism.operators import random_children
+
+    x, y = digits
+    clf = automl.ImageClassifier(strategy="random", directory=tmp_path, **SMALL).fit(x, y)
+    tuner = clf.tuner_
+    parent_graph = tuner.trial_graph("0")
+    parent = tuner.load_model(tuner.oracle.get_trial("0"))
+    child_graph = random_children(parent_graph, np.random.default_rng(0), n=1)[0]
+    child, grown_from = tuner._start_model("1", child_graph, "0")
+    assert grown_from == "0"
+    assert child.count_params() == child_graph.count_params() != parent.count_params()
+    np.testing.assert_allclose(child.predict(x[:32], verbose=0), parent.predict(x[:32], verbose=0),
+                               atol=1e-4)  # fmt: skip
+    fresh, none = tuner._start_model("1", child_graph, "")
+    assert none == ""
+    assert np.abs(fresh.predict(x[:32], verbose=0) - parent.predict(x[:32], verbose=0)).max() > 1e-3
+
+
+def test_bayesian_search_grows_children_from_trained_parents(digits, tmp_path):
+    x, y = digits
+    clf = automl.ImageClassifier(strategy="bayesian", directory=tmp_path,
+                                 **{**SMALL, "max_trials": 3, "epochs": 1})  # fmt: skip
+    clf.fit(x, y)
+    parents = [clf.tuner_.trial_summary(t)["parent"] for t in ("0", "1", "2")]
+    assert parents[:2] == ["", ""]  # n_initial random/default starts
+    assert parents[2] in ("0", "1")  # then a morphism child of a trained graph
