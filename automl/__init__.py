@@ -13,6 +13,9 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
 
@@ -38,3 +41,44 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
+
+
+def _register_layers() -> None:
+    """Register automl's custom Keras layers (cells), so saved cell models load."""
+    importlib.import_module("automl.cells.layers")
+
+
+class _AfterKerasImport(importlib.abc.MetaPathFinder):
+    """Registers automl's layers once Keras is imported, so `import automl` stays light.
+
+    `keras.models.load_model` finds custom layers only if they are registered;
+    importing them here eagerly would load TensorFlow for every `import automl`.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            sys.modules[name] = module
+            try:
+                _register_layers()
+            except Exception as err:  # never break `import keras` for the user
+                import warnings
+
+                warnings.warn(f"automl could not register its Keras layers: {err}", stacklevel=2)
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_layers()
+elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AfterKerasImport())

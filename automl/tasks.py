@@ -55,7 +55,7 @@ class _AutoModel:
                  epochs: int | None = None, directory: str = "automl_runs",
                  project_name: str | None = None, overwrite: bool = False, seed: int = 0,
                  max_model_size: int | None = None, batch_size: int = 32,
-                 verbose: int = 1):  # fmt: skip
+                 verbose: int = 1, cell_options: dict | None = None):  # fmt: skip
         self.strategy = strategy
         self.max_trials = max_trials
         self.time_limit = time_limit
@@ -67,11 +67,13 @@ class _AutoModel:
         self.max_model_size = max_model_size
         self.batch_size = batch_size
         self.verbose = verbose
+        self.cell_options = cell_options
 
     # ------------------------------------------------------------------ params
     def get_params(self, deep: bool = True) -> dict:
         names = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
-                 "overwrite", "seed", "max_model_size", "batch_size", "verbose")  # fmt: skip
+                 "overwrite", "seed", "max_model_size", "batch_size", "verbose",
+                 "cell_options")  # fmt: skip
         return {n: getattr(self, n) for n in names}
 
     def set_params(self, **params):
@@ -94,6 +96,15 @@ class _AutoModel:
             raise InputError(
                 f"Unknown strategy {self.strategy!r}. Choose one of {list(_STRATEGIES)}."
             )
+        if self.strategy in ("milenas", "darts"):
+            if (self._kind, self._task) != ("image", "classification"):
+                raise InputError(
+                    f"strategy={self.strategy!r} searches image classifiers only; "
+                    f"{type(self).__name__} supports 'bayesian', 'evolution' and 'random'."
+                )
+            from automl.cells.task import options
+
+            options(self)
         for name in ("max_trials", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -222,6 +233,7 @@ class _AutoModel:
                      "outputs": self.target_.n_outputs}  # fmt: skip
         self._check_project(signature)
         start = time.time()
+        self.__dict__.pop("summary_rows_", None)
         if self.strategy in ("milenas", "darts"):
             from automl.cells.task import cell_search
 
