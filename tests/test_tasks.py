@@ -189,3 +189,32 @@ def test_bayesian_search_grows_children_from_trained_parents(digits, tmp_path):
     parents = [clf.tuner_.trial_summary(t)["parent"] for t in ("0", "1", "2")]
     assert parents[:2] == ["", ""]  # n_initial random/default starts
     assert parents[2] in ("0", "1")  # then a morphism child of a trained graph
+
+
+def test_image_classifier_milenas_strategy_exports(digits, tmp_path):
+    import keras
+
+    x, y = digits
+    options = {"space": "nb201", "stages": 1, "search_epochs": 1, "search_cells": 1,
+               "search_channels": 4, "cells": 2, "channels": 6}  # fmt: skip
+    clf = automl.ImageClassifier(strategy="milenas", epochs=1, directory=tmp_path, verbose=0,
+                                 cell_options=options)  # fmt: skip
+    clf.fit(x[:120], y[:120])
+    summary = clf.search_summary()
+    assert summary["status"].tolist()[-1] == "COMPLETED"
+    assert summary["key"].iloc[-1].count("~") == 6  # an NB201 genotype string
+    path = tmp_path / "cells.keras"
+    clf.export_model().save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x[:8], verbose=0), clf.predict_proba(x[:8]),
+                               atol=1e-5)  # fmt: skip
+
+
+def test_cell_strategies_refuse_other_tasks_and_bad_options(tmp_path):
+    x, y = np.zeros((10, 4)), np.arange(10) % 2
+    with pytest.raises(InputError, match="image classifiers only"):
+        automl.StructuredDataClassifier(strategy="milenas", directory=tmp_path).fit(x, y)
+    with pytest.raises(InputError, match="Unknown cell_options"):
+        automl.ImageClassifier(strategy="darts", cell_options={"cels": 3}).fit(
+            np.zeros((10, 8, 8)), y
+        )

@@ -14,11 +14,15 @@ import numpy as np
 
 from automl.errors import InputError
 
+# Scaled down from MiLeNAS (8 cells, 16 channels, 50 epochs on a GPU) for small data on a
+# CPU, where tracing the DARTS supernet's step alone takes a minute or more.
 DEFAULTS = {
-    "search_epochs": 10,  # MiLeNAS: 50 (GPU); early stopping at size (6, 0) still applies
-    "search_cells": 5,  # supernet cells (MiLeNAS: 8)
-    "search_channels": 8,  # supernet channels (MiLeNAS: 16)
-    "cells": 8,  # cells of the final network (more than the supernet)
+    "space": "darts",  # or "nb201" (NAS-Bench-201 cells, much lighter)
+    "stages": 3,  # NB201 only: stages of the supernet
+    "search_epochs": 10,  # early stopping at model size (6, 0) still applies
+    "search_cells": 3,  # supernet cells (DARTS: at least 3) or cells per stage (NB201)
+    "search_channels": 8,  # supernet channels
+    "cells": 5,  # cells of the final network (more than the supernet)
     "channels": 16,  # channels of the final network
     "darts_order": 2,  # strategy="darts": 1 or 2 (first or second order)
     "batch_size": 64,
@@ -54,7 +58,8 @@ def cell_search(estimator, train, val, time_limit=None):
     result = run_search(normalise(pre, train[0]), train[1], num_classes=n_classes, method=method,
                         epochs=opts["search_epochs"], batch_size=opts["batch_size"],
                         cells=opts["search_cells"], channels=opts["search_channels"],
-                        seed=estimator.seed, verbose=estimator.verbose)  # fmt: skip
+                        space=opts["space"], stages=opts["stages"], seed=estimator.seed,
+                        verbose=estimator.verbose)  # fmt: skip
     search_seconds = time.time() - start
     keras.utils.set_random_seed(estimator.seed)
     inputs, x = pre.build_inputs()
