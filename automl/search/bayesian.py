@@ -1,14 +1,49 @@
 """Bayesian optimisation on graph kernels with a tree-structured annealing acquisition search.
 
 After `n_initial` random proposals, each proposal fits a Gaussian process on the
-finished trials (a graph kernel from `automl.kernels`, scores standardised,
-hyperparameters refit by marginal likelihood) and searches the space for the
-unseen architecture with the best acquisition (UCB, mu + beta * sigma, or
-expected improvement). The search is the Auto-Keras one: best-first over a tree
-rooted at every trained architecture, children from `space.neighbours`, each pop
-accepted with the simulated-annealing probability exp((a - a_best) / T), T from
-`t0` cooled by `cooling` per pop until `t_min`. The returned proposal names the
-trained root it grew from, so a morphism child starts from that root's weights.
+finished trials (`GraphGP`: covariance c * k + s * I with k a graph kernel from
+`automl.kernels`, scores standardised, c, s and k's own hyperparameters by maximum
+marginal likelihood) and searches the space for the unseen architecture with the
+best acquisition (expected improvement, or UCB mu + beta * sigma). The search is
+the Auto-Keras one: best-first over a tree rooted at every trained architecture,
+children from `space.neighbours` (those already trained, pending or visited are
+skipped by `space.key`), each pop expanded with the simulated-annealing
+probability exp((a - a_best) / (T * std of the scores)), T from `t0` cooled by
+`cooling` per pop until `t_min`. The returned proposal names the trained root it
+grew from, so a morphism child starts from that root's weights.
+
+Defaults, and why. Tuned on the NAS-Bench-201 CIFAR-100 table
+(`automl benchmark nb201`, optimum 73.51), mean best test accuracy of 10 seeds at
+B = 50 / 100 queries (random search 71.1 / 71.6, regularized evolution 71.8 / 72.6):
+
+    kernel, acquisition, scores fitted              B=50    B=100
+    WL h=2, UCB beta 2.576 (4 seeds)                72.59   72.66
+    WL h=2, EI                                      72.29   72.48
+    WL h=1, UCB beta 2.576                          72.31   72.94
+    WL h=1, EI                                      72.58   73.14
+    WL h=1, EI, n_initial 5                         72.09   72.82
+    WL h=1, EI, scores floored at 1st quartile      72.92   73.48
+    WL h=1, EI, scores floored at the median        72.95   73.44
+    WL h=1, EI, scores floored at 3rd quartile      72.95   73.34
+    WL h=2, EI, scores floored at the median        73.22   73.51   <- default
+
+Confirmed on 50 seeds (`automl benchmark nb201 --budget 150 --seeds 50`, results in
+`benchmarks/results/nb201_cifar100.json`): 73.20 +- 0.44 at B = 50, 73.50 +- 0.09
+at B = 100, 73.51 +- 0.00 at B = 150 (every seed finds the optimum), against
+regularized evolution 72.09 / 72.70 / 73.02 and random search 71.12 / 71.57 / 71.76.
+A proposal takes about 0.25 s on average over a 150-query search with WL (0.3 s
+at 150 observations) on a shared 2-core machine.
+
+- Scores below the median of the history are raised to the median before the
+  fit (`floor_quantile`). The table has a long bad tail (median 65.3, 10th
+  percentile 47.7, 2 % of cells under 5 %), which otherwise sets the scale of
+  the standardised scores, so the GP spends itself on telling bad cells apart
+  instead of good ones, which is all the search needs. This matters most for
+  the more specific WL h=2 features (the kernel's default), which do worst on
+  raw scores and best on floored ones.
+- Expected improvement: UCB with beta = 2.576 (the Auto-Keras choice, still
+  selectable) explores too much for budgets of 50 to 150.
+- `n_initial` 10: fewer random points leave the first GPs too little to go on.
 
 The strategy keeps no state: the GP is rebuilt from the history each time, so a
 resumed search proposes exactly as the original would.
@@ -18,6 +53,7 @@ from __future__ import annotations
 
 import heapq
 import importlib
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -45,48 +81,52 @@ class BayesianOptimization(Strategy):
 
     Args:
         kernel: "wl" (Weisfeiler-Lehman) or "edit_distance" (Auto-Keras).
-        kernel_params: keyword arguments of the kernel.
-        acquisition: "ucb" or "ei".
+        kernel_params: keyword arguments of the kernel (None: its defaults).
+        acquisition: "ei" (expected improvement) or "ucb".
         beta: UCB exploration weight.
         n_initial: random proposals before the first GP.
+        floor_quantile: scores below this quantile of the history are raised to it
+            before the GP fit (0 fits the raw scores).
+        noise_bounds: range of the noise variance relative to the signal variance.
         t0, cooling, t_min: the annealing schedule.
     """
 
     name = "bayesian"
 
     def __init__(self, kernel: str = DEFAULT_KERNEL, kernel_params: dict | None = None,
-                 acquisition: str = "ucb", beta: float = 2.576, n_initial: int = 10,
+                 acquisition: str = "ei", beta: float = 2.576, n_initial: int = 10,
+                 floor_quantile: float = 0.5, noise_bounds=(1e-6, 1.0),
                  t0: float = 1.0, cooling: float = 0.9, t_min: float = 1e-4):  # fmt: skip
         if acquisition not in ("ucb", "ei"):
             raise ValueError(f"acquisition must be 'ucb' or 'ei'. Received: {acquisition!r}.")
         if kernel not in KERNELS:
             raise ValueError(f"Unknown kernel {kernel!r}. Choose one of {sorted(KERNELS)}.")
+        if not 0.0 <= floor_quantile < 1.0:
+            raise ValueError(f"floor_quantile must be in [0, 1). Received: {floor_quantile!r}.")
         self.kernel = kernel
         self.kernel_params = dict(kernel_params or {})
         self.acquisition = acquisition
         self.beta = beta
         self.n_initial = n_initial
+        self.floor_quantile = floor_quantile
+        self.noise_bounds = tuple(noise_bounds)
         self.t0, self.cooling, self.t_min = t0, cooling, t_min
 
     def get_config(self) -> dict:
         return {"kernel": self.kernel, "kernel_params": self.kernel_params,
                 "acquisition": self.acquisition, "beta": self.beta,
-                "n_initial": self.n_initial, "t0": self.t0, "cooling": self.cooling,
-                "t_min": self.t_min}  # fmt: skip
+                "n_initial": self.n_initial, "floor_quantile": self.floor_quantile,
+                "noise_bounds": list(self.noise_bounds), "t0": self.t0,
+                "cooling": self.cooling, "t_min": self.t_min}  # fmt: skip
 
     # ------------------------------------------------------------------ model
-    def fit_gp(self, space: SearchSpace, history: Sequence[Observation]):
-        """A GP on the history's graphs and scores (standardised inside the GP)."""
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
-
-        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * make_kernel(
-            self.kernel, **self.kernel_params
-        ) + WhiteKernel(1e-2, (1e-6, 1.0))
-        gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=0,
-                                      random_state=0)  # fmt: skip
-        gp.fit([space.to_graph(o.arch) for o in history], np.array([o.score for o in history]))
-        return gp
+    def fit_gp(self, space: SearchSpace, history: Sequence[Observation]) -> GraphGP:
+        """A GP on the history's graphs and scores."""
+        y = np.array([o.score for o in history])
+        if self.floor_quantile:
+            y = np.maximum(y, np.quantile(y, self.floor_quantile))
+        gp = GraphGP(make_kernel(self.kernel, **self.kernel_params), self.noise_bounds)
+        return gp.fit([space.to_graph(o.arch) for o in history], y)
 
     def acquire(self, gp, graphs: list, best: float) -> np.ndarray:
         """Acquisition values (higher is better) of graphs."""
@@ -140,3 +180,72 @@ class BayesianOptimization(Strategy):
         if best is None:
             return Proposal(fresh_sample(space, seen, rng))
         return Proposal(best[1], best[2])
+
+
+def _lml(candidate) -> float:
+    return -np.inf if candidate is None else candidate[0]
+
+
+class GraphGP:
+    """Exact GP regression with covariance c * k + s * I on standardised scores.
+
+    k is a graph kernel from `automl.kernels` (unit diagonal). The model is that of
+    scikit-learn's `ConstantKernel * k + WhiteKernel` with `normalize_y`, fitted by
+    maximum marginal likelihood, but faster: c has a closed form given the noise
+    ratio r = s / c, and one eigendecomposition of the Gram matrix per setting of
+    k's own hyperparameters makes the likelihood O(n) for each r, so r (log grid over
+    `noise_bounds`) and k's continuous hyperparameters (log grid over their bounds)
+    are searched exhaustively instead of by a local optimiser. Predictions are of
+    the noise-free score.
+    """
+
+    def __init__(self, kernel, noise_bounds=(1e-6, 1.0), grid: int = 15):
+        self.kernel = kernel
+        self.noise_bounds = noise_bounds
+        self.grid = grid
+
+    def fit(self, graphs: list, y) -> GraphGP:
+        y = np.asarray(y, dtype=float)
+        self.mean_, self.std_ = float(y.mean()), float(y.std()) or 1.0
+        z = (y - self.mean_) / self.std_
+        self.graphs_ = list(graphs)
+        ratios = np.geomspace(*self.noise_bounds, 4 * self.grid)
+        bounds = self.kernel.bounds  # log-space bounds of the free hyperparameters
+        best = None
+        for theta in itertools.product(*[np.linspace(lo, hi, self.grid) for lo, hi in bounds]):
+            best = max(best, self._fit_one(np.array(theta), z, ratios), key=_lml)
+        if len(bounds):  # refine around the best grid point, one grid step either side
+            step = (bounds[:, 1] - bounds[:, 0]) / (self.grid - 1)
+            centre = best[1].theta
+            for theta in itertools.product(
+                *[np.linspace(c - h, c + h, 5) for c, h in zip(centre, step)]
+            ):
+                theta = np.clip(theta, bounds[:, 0], bounds[:, 1])
+                best = max(best, self._fit_one(theta, z, ratios), key=_lml)
+        self.log_marginal_likelihood_value_, self.kernel_, self._vectors, self._d = best[:4]
+        self.amplitude_, self.noise_ = best[4], best[4] * best[5]
+        self._weights = self._vectors @ ((self._vectors.T @ z) / self._d)
+        return self
+
+    def _fit_one(self, theta: np.ndarray, z: np.ndarray, ratios: np.ndarray) -> tuple:
+        """The best noise ratio for kernel hyperparameters theta, with its likelihood."""
+        from sklearn.base import clone
+
+        kernel = clone(self.kernel).clone_with_theta(theta)
+        lam, vectors = np.linalg.eigh(kernel(self.graphs_))
+        a2 = (vectors.T @ z) ** 2
+        d = np.maximum(lam, 0.0)[None, :] + ratios[:, None]
+        amplitude = (a2 / d).sum(1) / len(z)
+        lml = -0.5 * (len(z) * np.log(amplitude) + np.log(d).sum(1))
+        i = int(np.argmax(lml))
+        return lml[i], kernel, vectors, d[i], amplitude[i], ratios[i]
+
+    def predict(self, graphs: list, return_std: bool = False):
+        """Posterior mean (and standard deviation) of the score of each graph."""
+        cross = self.kernel_(graphs, self.graphs_)
+        mu = self.mean_ + self.std_ * (cross @ self._weights)
+        if not return_std:
+            return mu
+        projected = cross @ self._vectors
+        var = self.amplitude_ * (self.kernel_.diag(graphs) - (projected**2 / self._d).sum(1))
+        return mu, self.std_ * np.sqrt(np.maximum(var, 0.0))
