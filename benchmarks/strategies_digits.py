@@ -66,8 +66,7 @@ def main() -> None:
         means[strategy] = val
         print(f"{strategy:<10}{val:>15.4f}{test:>11.4f}{secs:>9.0f}")
     wins = sum(
-        b["best_val_accuracy"] > r["best_val_accuracy"]
-        for b, r in zip(rows[0::2], rows[1::2])
+        b["best_val_accuracy"] > r["best_val_accuracy"] for b, r in zip(rows[0::2], rows[1::2])
     )
     print(f"bayesian beats random on {wins} of {seeds} seeds; mean gap "
           f"{means['bayesian'] - means['random']:+.4f}")  # fmt: skip
