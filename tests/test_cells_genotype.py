@@ -106,3 +106,19 @@ def test_model_size_record_keeps_best_per_size_and_early_stop_rule():
     ]
     assert reached_early_stop((6, 0)) and reached_early_stop((7, 0))
     assert not reached_early_stop((6, 1)) and not reached_early_stop((5, 0))
+
+
+def test_nb201_derivation_never_gives_a_dead_cell():
+    from automl.cells.genotype import NB201_OPS, derive_nb201_cell
+
+    alphas = np.zeros((6, len(NB201_OPS)))
+    alphas[:, NB201_OPS.index("none")] = 5.0  # argmax: none everywhere
+    alphas[1, NB201_OPS.index("nor_conv_3x3")] = 4.0  # edge 0->2: closest to none
+    alphas[5, NB201_OPS.index("skip_connect")] = 3.0  # edge 2->3
+    alphas[3, NB201_OPS.index("avg_pool_3x3")] = 1.0  # edge 0->3: far
+    cell = derive_nb201_cell(alphas)
+    assert cell == (
+        (("none", 0),),
+        (("nor_conv_3x3", 0), ("none", 1)),
+        (("none", 0), ("none", 1), ("skip_connect", 2)),
+    )

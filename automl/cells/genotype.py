@@ -165,7 +165,11 @@ def derive_darts_cell(alphas: np.ndarray, steps: int = DARTS_STEPS) -> CellSpec:
 
 
 def derive_nb201_cell(alphas: np.ndarray, nodes: int = NB201_NODES) -> CellSpec:
-    """The argmax op (`none` included) of every edge.
+    """The argmax op (`none` included) of every edge, never a dead cell.
+
+    If the argmax leaves the output unreachable from the input (a network of
+    constant output), the `none` edge whose best other op is closest to `none`
+    takes that op, until the output is reachable.
 
     Args:
         alphas: (6, 5) logits, rows in `nb201_edges` order, columns in `NB201_OPS`.
@@ -175,10 +179,25 @@ def derive_nb201_cell(alphas: np.ndarray, nodes: int = NB201_NODES) -> CellSpec:
     edges = nb201_edges(nodes)
     _check_shape(alphas, (len(edges), len(NB201_OPS)))
     best = alphas.argmax(axis=1)
+    none = NB201_OPS.index("none")
+    others = np.delete(np.arange(len(NB201_OPS)), none)
+    while not _reaches_output(best, edges, nodes, none):
+        dead = [k for k in range(len(edges)) if best[k] == none]
+        margin = [alphas[k, others].max() - alphas[k, none] for k in dead]
+        k = dead[int(np.argmax(margin))]
+        best[k] = others[int(alphas[k, others].argmax())]
     return tuple(
         tuple((NB201_OPS[int(best[k])], s) for k, (s, t) in enumerate(edges) if t == target)
         for target in range(1, nodes)
     )
+
+
+def _reaches_output(ops: np.ndarray, edges, nodes: int, none: int) -> bool:
+    reached = {0}
+    for k, (source, target) in enumerate(edges):  # sorted by target: one pass
+        if ops[k] != none and source in reached:
+            reached.add(target)
+    return nodes - 1 in reached
 
 
 def derive_genotype(alpha_normal: np.ndarray, alpha_reduction: np.ndarray | None = None):
