@@ -248,7 +248,7 @@ class GraphKernel(GenericKernelMixin, Kernel):
         return self._gram(xs, ys, eval_gradient)
 
     def _gram(self, xs: list[LabelledGraph], ys: list[LabelledGraph] | None, eval_gradient: bool):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _gram().")
 
     def diag(self, X) -> np.ndarray:
         """The diagonal k(x, x) for each x in X: all ones, every kernel here is normalised."""
