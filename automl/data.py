@@ -255,6 +255,12 @@ class Preprocessor:
             return np.where(np.isfinite(x), x, np.asarray(self.mean, dtype="float32"))
         return x.astype("float32")
 
+    def normalise_images(self, x) -> np.ndarray:
+        """What the image preprocessing layers compute, in numpy (for the cell supernet)."""
+        x = np.asarray(x, dtype="float32").reshape(-1, *self.graph_shape)
+        mean = np.asarray(self.mean, dtype="float32")
+        return (x - mean) / np.sqrt(np.asarray(self.variance, dtype="float32"))
+
     # -------------------------------------------------------------- Keras side
     def build_inputs(self):
         """Keras inputs and the preprocessed tensor the architecture graph starts from."""

@@ -189,8 +189,11 @@ class _AutoModel:
         name = self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
         return name
 
+    def _signature_path(self) -> str:
+        return os.path.join(self.directory, self._project(), "automl_task.json")
+
     def _check_project(self, signature: dict) -> None:
-        path = os.path.join(self.directory, self._project(), "automl_task.json")
+        path = self._signature_path()
         if self.overwrite or not os.path.exists(path):
             return
         with open(path) as f:
@@ -203,7 +206,7 @@ class _AutoModel:
             )
 
     def _save_signature(self, signature: dict) -> None:
-        path = os.path.join(self.directory, self._project(), "automl_task.json")
+        path = self._signature_path()
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             json.dump(signature, f)

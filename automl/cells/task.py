@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from automl.errors import InputError
 
 # Scaled down from MiLeNAS (8 cells, 16 channels, 50 epochs on a GPU) for small data on a
@@ -38,13 +36,6 @@ def options(estimator) -> dict:
     return {**DEFAULTS, **given}
 
 
-def normalise(preprocessor, x: np.ndarray) -> np.ndarray:
-    """What the preprocessing layers do, in numpy, for the supernet's input."""
-    x = np.asarray(x, dtype="float32").reshape(-1, *preprocessor.graph_shape)
-    mean = np.asarray(preprocessor.mean, dtype="float32")
-    return (x - mean) / np.sqrt(np.asarray(preprocessor.variance, dtype="float32"))
-
-
 def cell_search(estimator, train, val, time_limit=None):
     """Run the search for a fitted estimator's data; returns (trained model, summary rows)."""
     import keras
@@ -55,7 +46,7 @@ def cell_search(estimator, train, val, time_limit=None):
     pre, n_classes = estimator.preprocessor_, estimator.target_.n_outputs
     method = "milenas" if estimator.strategy == "milenas" else f"darts{opts['darts_order']}"
     start = time.time()
-    result = run_search(normalise(pre, train[0]), train[1], num_classes=n_classes, method=method,
+    result = run_search(pre.normalise_images(train[0]), train[1], num_classes=n_classes, method=method,
                         epochs=opts["search_epochs"], batch_size=opts["batch_size"],
                         cells=opts["search_cells"], channels=opts["search_channels"],
                         space=opts["space"], stages=opts["stages"], seed=estimator.seed,
