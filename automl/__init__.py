@@ -67,6 +67,8 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
         def exec_then_register(module):
             exec_module(module)
             sys.modules[name] = module
+            if "automl.cells" in sys.modules:  # being imported: it registers its own layers
+                return
             try:
                 _register_layers()
             except Exception as err:  # never break `import keras` for the user

@@ -46,7 +46,11 @@ def check_layer(layer, inputs, output_shape, trainable, non_trainable):
 
     before = [np.array(w) for w in layer.trainable_weights]
     with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(layer(inputs, training=True) - 1.0))
+        out = layer(inputs, training=True)
+        # A random target: a constant one gives no gradient through a batch norm
+        # without affine parameters (its output's batch statistics are fixed).
+        target = np.random.default_rng(1).normal(size=tuple(out.shape)).astype("float32")
+        loss = tf.reduce_mean(tf.square(out - target))
     grads = tape.gradient(loss, layer.trainable_weights)
     assert all(g is not None for g in grads)
     if grads:
