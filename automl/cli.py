@@ -36,6 +36,12 @@ def _fit_parser(sub) -> None:
         "--epochs", type=int, default=None, help="epochs per trial (default: early stopping)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--ensemble-size",
+        type=int,
+        default=5,
+        help="average the best N trials in the exported model (1: the best only)",
+    )
     p.add_argument("--directory", default="automl_runs")
     p.add_argument("--overwrite", action="store_true", help="start the search over")
     p.add_argument("--output", help="where to save the model (default: NAME.keras)")
@@ -76,6 +82,7 @@ def fit(args) -> dict:
         strategy=args.strategy, max_trials=args.max_trials, time_limit=args.time_limit,
         epochs=args.epochs, directory=args.directory, project_name=name,
         overwrite=args.overwrite, seed=args.seed, verbose=0 if args.quiet else 1,
+        ensemble_size=args.ensemble_size,
     )  # fmt: skip
     start = time.time()
     estimator.fit(data.x_train, data.y_train)

@@ -55,7 +55,8 @@ class _AutoModel:
                  epochs: int | None = None, directory: str = "automl_runs",
                  project_name: str | None = None, overwrite: bool = False, seed: int = 0,
                  max_model_size: int | None = None, batch_size: int = 32,
-                 verbose: int = 1, cell_options: dict | None = None):  # fmt: skip
+                 verbose: int = 1, cell_options: dict | None = None,
+                 ensemble_size: int = 5):  # fmt: skip
         self.strategy = strategy
         self.max_trials = max_trials
         self.time_limit = time_limit
@@ -68,12 +69,13 @@ class _AutoModel:
         self.batch_size = batch_size
         self.verbose = verbose
         self.cell_options = cell_options
+        self.ensemble_size = ensemble_size
 
     # ------------------------------------------------------------------ params
     def get_params(self, deep: bool = True) -> dict:
         names = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
                  "overwrite", "seed", "max_model_size", "batch_size", "verbose",
-                 "cell_options")  # fmt: skip
+                 "cell_options", "ensemble_size")  # fmt: skip
         return {n: getattr(self, n) for n in names}
 
     def set_params(self, **params):
@@ -105,7 +107,7 @@ class _AutoModel:
             from automl.cells.task import options
 
             options(self)
-        for name in ("max_trials", "batch_size"):
+        for name in ("max_trials", "batch_size", "ensemble_size"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}.")
@@ -162,12 +164,20 @@ class _AutoModel:
         return keras_tuner.Objective("val_mse", "min")
 
     def _build(self, graph, learning_rate: float = 1e-3):
+        return self._assemble([graph], learning_rate)
+
+    def _assemble(self, graphs: list, learning_rate: float = 1e-3):
+        """One compiled model: the preprocessing, then the graphs' outputs averaged."""
         import keras
 
         from automl.graph.builder import apply_graph
 
         inputs, x = self.preprocessor_.build_inputs()
-        out = apply_graph(graph, x)
+        if len(graphs) == 1:
+            out = apply_graph(graphs[0], x)
+        else:
+            outs = [apply_graph(g, x, prefix=f"m{i}_") for i, g in enumerate(graphs)]
+            out = keras.layers.Average(name="ensemble_mean")(outs)
         if self._task == "regression":
             out = keras.layers.Rescaling(scale=self.target_.std, offset=self.target_.mean,
                                          name="post_target_scale")(out)  # fmt: skip
@@ -276,22 +286,51 @@ class _AutoModel:
             )
         self.best_trial_id_ = best[0].trial_id
         self.best_graph_ = tuner.trial_graph(self.best_trial_id_)
-        self.model_ = tuner.load_model(best[0])
-        self._refit(full, tuner.trial_summary(self.best_trial_id_))
+        members = self._members(oracle.get_best_trials(len(oracle.trials)))
+        self.ensemble_trial_ids_ = [t.trial_id for t in members]
+        models = []
+        for trial in members:
+            model = tuner.load_model(trial)
+            self._refit(model, full, tuner.trial_summary(trial.trial_id), trial.trial_id)
+            models.append(model)
+        self.model_ = models[0] if len(models) == 1 else self._ensemble(
+            [tuner.trial_graph(t.trial_id) for t in members], models)  # fmt: skip
 
-    def _refit(self, full, summary: dict) -> None:
-        """Fine-tune the best model on train + validation at a lower learning rate."""
+    def _members(self, ranked: list) -> list:
+        """The best `ensemble_size` trials among those scoring at least the median.
+
+        The median keeps trials that a time limit cut short (or that diverged) out.
+        """
+        median = float(np.median([t.score for t in ranked]))
+        better = (
+            (lambda s: s >= median) if self._task == "classification" else (lambda s: s <= median)
+        )
+        return [t for t in ranked if better(t.score)][: self.ensemble_size]
+
+    def _refit(self, model, full, summary: dict, trial_id: str) -> None:
+        """Fine-tune a trial's model on train + validation at a tenth of its learning rate."""
         if full is None or not summary:
             return
         import keras
 
         epochs = max(1, min(summary.get("best_epoch", 1) // 2, 20))
-        self._log(f"refitting the best model (trial {self.best_trial_id_}) on train + validation "
-                  f"data for {epochs} epochs")  # fmt: skip
-        self.model_.optimizer.learning_rate.assign(
-            float(keras.ops.convert_to_numpy(self.model_.optimizer.learning_rate)) * 0.1
-        )
-        self.model_.fit(self._dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0)
+        self._log(f"refitting trial {trial_id} on train + validation data for {epochs} epochs")
+        rate = model.optimizer.learning_rate
+        rate.assign(float(keras.ops.convert_to_numpy(rate)) * 0.1)
+        model.fit(self._dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0)
+
+    def _ensemble(self, graphs: list, models: list):
+        """One model averaging the members' outputs, with the members' trained weights."""
+        from automl.graph.builder import graph_layers
+
+        ensemble = self._assemble(graphs)
+        for i, model in enumerate(models):
+            for name, layer in graph_layers(model).items():
+                ensemble.get_layer(f"m{i}_{name}").set_weights(layer.get_weights())
+        ensemble.optimizer.build(ensemble.trainable_variables)  # saved whole: no warning on load
+        self._log(f"ensemble of trials {', '.join(self.ensemble_trial_ids_)} "
+                  "(their outputs averaged)")  # fmt: skip
+        return ensemble
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self):

@@ -52,6 +52,7 @@ def run_one(method: str, seed: int, data, settings: dict) -> dict:
         space=settings["space"],
         stages=settings["stages"],
         seed=seed,
+        alpha_lr=settings["alpha_lr"],
         early_stop=False,
         verbose=1,
     )
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--size", type=int, default=8, choices=(8, 16))
+    parser.add_argument("--alpha-lr", type=float, default=3e-4, help="Adam lr of the alphas")
     args = parser.parse_args(argv)
     darts = args.space == "darts"
     settings = {
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         "retrain_cells": 4 if darts else 2,
         "retrain_channels": 8 if darts else 16,
         "size": args.size,
+        "alpha_lr": args.alpha_lr,
     }
     seeds = range(1 if args.quick else args.seeds)
     data = load_data(args.size)

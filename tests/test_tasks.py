@@ -135,6 +135,28 @@ def test_export_loads_in_fresh_process_without_automl(digits, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(x[:20]), atol=1e-5)
 
 
+def test_ensemble_averages_the_best_trials_and_saves(digits, tmp_path):
+    import keras
+
+    x, y = digits
+    clf = automl.ImageClassifier(directory=tmp_path, seed=2, ensemble_size=2,
+                                 **{**SMALL, "max_trials": 3})  # fmt: skip
+    clf.fit(x[:160], y[:160], validation_data=(x[160:], y[160:]))  # no refit: members unchanged
+    trials = clf.tuner_.oracle.get_best_trials(3)
+    assert clf.ensemble_trial_ids_ == [t.trial_id for t in trials[:2]]
+    assert clf.best_trial_id_ == trials[0].trial_id
+    members = [clf.tuner_.load_model(t) for t in trials[:2]]
+    expected = np.mean([m.predict(x[:20], verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(clf.predict_proba(x[:20]), expected, atol=1e-5)
+    path = tmp_path / "ensemble.keras"
+    clf.export_model().save(path)
+    loaded = keras.models.load_model(path)  # safe mode, built-in layers only
+    np.testing.assert_allclose(loaded.predict(x[:20], verbose=0), expected, atol=1e-5)
+    single = automl.ImageClassifier(directory=tmp_path, ensemble_size=1, overwrite=True,
+                                    **{**SMALL, "max_trials": 2}).fit(x, y)  # fmt: skip
+    assert "ensemble_mean" not in [layer.name for layer in single.export_model().layers]
+
+
 def test_bad_input_fails_before_training(tmp_path):
     x = np.zeros((10, 8, 8))
     y = np.arange(10) % 2
@@ -148,6 +170,8 @@ def test_bad_input_fails_before_training(tmp_path):
         automl.ImageClassifier(directory=tmp_path).fit(x.reshape(10, 64), y)
     with pytest.raises(InputError, match="at least 2 classes"):
         automl.ImageClassifier(directory=tmp_path).fit(x, np.zeros(10))
+    with pytest.raises(InputError, match="ensemble_size must be a positive integer"):
+        automl.ImageClassifier(ensemble_size=0, directory=tmp_path).fit(x, y)
     with pytest.raises(NotFittedError, match="Call fit"):
         automl.ImageClassifier().predict(x)
     assert not any(tmp_path.iterdir())  # nothing started

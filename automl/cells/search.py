@@ -117,6 +117,7 @@ def run_search(
     space: str = "darts",
     stages: int = 3,
     lambda_: float = 1.0,
+    alpha_lr: float = 3e-4,
     early_stop: bool = True,
     jit_compile: bool = False,
 ) -> SearchResult:
@@ -136,6 +137,8 @@ def run_search(
         space: "darts" or "nb201".
         stages: NB201 only; supernet stages (fewer for tiny images).
         lambda_: MiLeNAS's weight of the validation gradient.
+        alpha_lr: Adam learning rate of the alphas (MiLeNAS: 3e-4 over ~20,000 steps;
+            searches of a few hundred steps need a larger one for the alphas to move).
         early_stop: stop when the model size reaches (6, 0) (DARTS space only).
         jit_compile: compile the train step with XLA.
 
@@ -168,7 +171,7 @@ def run_search(
     steps = len(x_train) // batch_size
     net.compile(
         default_weight_optimizer(epochs * steps),
-        default_alpha_optimizer(),
+        default_alpha_optimizer(alpha_lr),
         method=method,
         lambda_=lambda_,
         jit_compile=jit_compile,

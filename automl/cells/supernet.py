@@ -48,9 +48,9 @@ def default_weight_optimizer(decay_steps: int) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(schedule, momentum=WEIGHT_MOMENTUM)
 
 
-def default_alpha_optimizer() -> keras.optimizers.Optimizer:
-    """Adam, lr 3e-4, betas (0.5, 0.999)."""
-    return keras.optimizers.Adam(ALPHA_LR, beta_1=ALPHA_BETAS[0], beta_2=ALPHA_BETAS[1])
+def default_alpha_optimizer(learning_rate: float = ALPHA_LR) -> keras.optimizers.Optimizer:
+    """Adam, lr 3e-4 unless given, betas (0.5, 0.999)."""
+    return keras.optimizers.Adam(learning_rate, beta_1=ALPHA_BETAS[0], beta_2=ALPHA_BETAS[1])
 
 
 class SuperNet(keras.Model):

@@ -21,10 +21,10 @@ def layer_name(node: Node) -> str:
     return f"n{node.id}_{node.type}"
 
 
-def make_layer(node: Node) -> keras.layers.Layer | None:
-    """A fresh Keras layer for one node (None for the input node)."""
+def make_layer(node: Node, prefix: str = "") -> keras.layers.Layer | None:
+    """A fresh Keras layer for one node (None for the input node), named `prefix` + `n{id}_{type}`."""
     p = node.params
-    name = layer_name(node)
+    name = prefix + layer_name(node)
     kind = node.type
     if kind == "input":
         return None
@@ -65,15 +65,18 @@ def make_layer(node: Node) -> keras.layers.Layer | None:
     raise ValueError(f"No Keras layer for node type {kind!r}.")
 
 
-def apply_graph(graph: ArchitectureGraph, x):
-    """Apply the graph's layers to the Keras tensor `x`; returns the output tensor."""
+def apply_graph(graph: ArchitectureGraph, x, prefix: str = ""):
+    """Apply the graph's layers to the Keras tensor `x`; returns the output tensor.
+
+    `prefix` goes before every layer name, so several graphs fit in one model.
+    """
     tensors = {}
     for node_id in graph.order:
         node = graph.node(node_id)
         if node.type == "input":
             tensors[node_id] = x
             continue
-        layer = make_layer(node)
+        layer = make_layer(node, prefix)
         ins = [tensors[i] for i in node.inputs]
         tensors[node_id] = layer(ins if node.type in ("add", "concat") else ins[0])
     return tensors[graph.output_id]
