@@ -120,6 +120,7 @@ def run_search(
     alpha_lr: float = 3e-4,
     early_stop: bool = True,
     jit_compile: bool = False,
+    callbacks: list | None = None,
 ) -> SearchResult:
     """Search a cell with MiLeNAS or DARTS.
 
@@ -141,6 +142,7 @@ def run_search(
             searches of a few hundred steps need a larger one for the alphas to move).
         early_stop: stop when the model size reaches (6, 0) (DARTS space only).
         jit_compile: compile the train step with XLA.
+        callbacks: Keras callbacks for the supernet's `fit` (called one epoch at a time).
 
     Returns:
         A `SearchResult`.
@@ -179,7 +181,7 @@ def run_search(
     record, history, stopped = ModelSizeRecord(), [], False
     for epoch in range(epochs):
         start = time.perf_counter()
-        logs = net.fit(pairs, epochs=1, verbose=0).history
+        logs = net.fit(pairs, epochs=1, verbose=0, callbacks=callbacks).history
         seconds = time.perf_counter() - start
         evaluation = net.evaluate(val_eval, verbose=0, return_dict=True)
         genotype = net.genotype()

@@ -22,6 +22,7 @@ DEFAULTS = {
     "search_channels": 8,  # supernet channels
     "cells": 5,  # cells of the final network (more than the supernet)
     "channels": 16,  # channels of the final network
+    "alpha_lr": 3e-3,  # MiLeNAS's 3e-4 is for ~20,000 steps; a few hundred need more
     "darts_order": 2,  # strategy="darts": 1 or 2 (first or second order)
     "batch_size": 64,
     "max_epochs": 100,  # final training, early stopping on the validation data
@@ -50,7 +51,7 @@ def cell_search(estimator, train, val, time_limit=None):
                         epochs=opts["search_epochs"], batch_size=opts["batch_size"],
                         cells=opts["search_cells"], channels=opts["search_channels"],
                         space=opts["space"], stages=opts["stages"], seed=estimator.seed,
-                        verbose=estimator.verbose)  # fmt: skip
+                        alpha_lr=opts["alpha_lr"], verbose=estimator.verbose)  # fmt: skip
     search_seconds = time.time() - start
     keras.utils.set_random_seed(estimator.seed)
     inputs, x = pre.build_inputs()
