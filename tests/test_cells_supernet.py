@@ -170,8 +170,7 @@ def _pairs(batches=2, batch_size=8):
     return tf.data.Dataset.zip((data, data.map(lambda a, b: (a[::-1], b[::-1]))))
 
 
-@pytest.mark.slow  # XLA compilation on CPU takes about a minute per method
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS)  # 11 s, 11 s and 49 s on 2 CPU cores
 def test_train_step_runs_compiled_with_xla(method):
     net = _net(method, stages=1, jit_compile=True)
     alphas = _values(net.alphas)
