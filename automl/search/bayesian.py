@@ -235,7 +235,7 @@ class GraphGP:
         lam, vectors = np.linalg.eigh(kernel(self.graphs_))
         a2 = (vectors.T @ z) ** 2
         d = np.maximum(lam, 0.0)[None, :] + ratios[:, None]
-        amplitude = (a2 / d).sum(1) / len(z)
+        amplitude = np.maximum((a2 / d).sum(1) / len(z), 1e-12)  # 0 when every score is equal
         lml = -0.5 * (len(z) * np.log(amplitude) + np.log(d).sum(1))
         i = int(np.argmax(lml))
         return lml[i], kernel, vectors, d[i], amplitude[i], ratios[i]
