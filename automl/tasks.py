@@ -276,17 +276,17 @@ class _AutoModel:
                   + (f", time limit {time_limit:.0f} s" if time_limit else ""))  # fmt: skip
         oracle.start_clock()
         tuner.search(self._dataset(*train, shuffle=True), self._dataset(*val, shuffle=False))
-        best = oracle.get_best_trials(1)
-        if not best:
+        ranked = oracle.get_best_trials(len(oracle.trials))
+        if not ranked:
             from automl.errors import SearchError
 
             raise SearchError(
                 "No trial finished, so there is no model. Look at the trial messages in "
                 f"{tuner.project_dir}, or raise time_limit."
             )
-        self.best_trial_id_ = best[0].trial_id
+        self.best_trial_id_ = ranked[0].trial_id
         self.best_graph_ = tuner.trial_graph(self.best_trial_id_)
-        members = self._members(oracle.get_best_trials(len(oracle.trials)))
+        members = self._members(ranked)
         self.ensemble_trial_ids_ = [t.trial_id for t in members]
         models = []
         for trial in members:
