@@ -293,19 +293,16 @@ class _AutoModel:
             model = tuner.load_model(trial)
             self._refit(model, full, tuner.trial_summary(trial.trial_id), trial.trial_id)
             models.append(model)
-        self.model_ = models[0] if len(models) == 1 else self._ensemble(
-            [tuner.trial_graph(t.trial_id) for t in members], models)  # fmt: skip
+        self.model_ = models[0] if len(models) == 1 else self._ensemble(members, models)
 
     def _members(self, ranked: list) -> list:
         """The best `ensemble_size` trials among those scoring at least the median.
 
         The median keeps trials that a time limit cut short (or that diverged) out.
         """
-        median = float(np.median([t.score for t in ranked]))
-        better = (
-            (lambda s: s >= median) if self._task == "classification" else (lambda s: s <= median)
-        )
-        return [t for t in ranked if better(t.score)][: self.ensemble_size]
+        sign = 1.0 if self._task == "classification" else -1.0  # accuracy up, mse down
+        median = float(np.median([sign * t.score for t in ranked]))
+        return [t for t in ranked if sign * t.score >= median][: self.ensemble_size]
 
     def _refit(self, model, full, summary: dict, trial_id: str) -> None:
         """Fine-tune a trial's model on train + validation at a tenth of its learning rate."""
@@ -319,11 +316,11 @@ class _AutoModel:
         rate.assign(float(keras.ops.convert_to_numpy(rate)) * 0.1)
         model.fit(self._dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0)
 
-    def _ensemble(self, graphs: list, models: list):
+    def _ensemble(self, trials: list, models: list):
         """One model averaging the members' outputs, with the members' trained weights."""
         from automl.graph.builder import graph_layers
 
-        ensemble = self._assemble(graphs)
+        ensemble = self._assemble([self.tuner_.trial_graph(t.trial_id) for t in trials])
         for i, model in enumerate(models):
             for name, layer in graph_layers(model).items():
                 ensemble.get_layer(f"m{i}_{name}").set_weights(layer.get_weights())
