@@ -258,8 +258,8 @@ class _AutoModel:
 
     def _graph_search(self, train, val, full, time_limit, signature) -> None:
         from automl.search.base import get_strategy
-        from automl.search.oracle import StrategyOracle
-        from automl.search.tuner import GraphTuner
+        from automl.engine.oracle import StrategyOracle
+        from automl.engine.tuner import GraphTuner
 
         strategy = get_strategy(self.strategy, **_STRATEGY_ARGS.get(self.strategy, {}))
         oracle = StrategyOracle(strategy, self._space(), self._objective(),

@@ -21,7 +21,7 @@ import numpy as np
 from keras_tuner.engine import base_tuner
 
 from automl.graph.architecture import ArchitectureGraph
-from automl.search.oracle import ARCH, PARENT, StrategyOracle
+from automl.engine.oracle import ARCH, PARENT, StrategyOracle
 
 WEIGHTS_FILE = "model.weights.h5"
 SUMMARY_FILE = "summary.json"
