@@ -1,26 +1,26 @@
 """The estimators: `fit` / `predict` / `evaluate` / `export_model` on images and tables.
 
-`__init__` only stores arguments (scikit-learn rules); `fit` validates the data
-before any training, searches, refits the best model on train + validation, and
-keeps it as `model_`. Preprocessing and, for regression, target scaling live in
-the model as built-in Keras layers, so `export_model()` takes raw inputs.
+An estimator only orchestrates. `__init__` stores arguments (scikit-learn rules);
+`fit` checks them and the data before any training, fits the preprocessing and
+the task head (`automl.heads`), hands both to the strategy's search backend
+(`automl.engine`), and turns the best finished trials into one model with the
+final-model step (`automl.engine.final`). Preprocessing and, for regression,
+target scaling live in the model as built-in Keras layers, so `export_model()`
+takes raw inputs.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import math
 import re
 import time
 
 import numpy as np
 
 from automl import data as data_mod
-from automl.errors import InputError, NotFittedError
+from automl.errors import InputError, NotFittedError, SearchError
 
-_STRATEGIES = ("bayesian", "random", "evolution", "milenas", "darts")
-# Budgets on real data are tens of trials, not hundreds: fewer random starts.
-_STRATEGY_ARGS = {"bayesian": {"n_initial": 2}, "evolution": {"population_size": 4}}
+_CELL_STRATEGIES = ("milenas", "darts")
 
 
 def parse_time_limit(value) -> float | None:
@@ -28,9 +28,14 @@ def parse_time_limit(value) -> float | None:
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value <= 0:
+        if not math.isfinite(value) or value <= 0:
             raise InputError(f"time_limit must be positive. Received: time_limit={value!r}.")
         return float(value)
+    if not isinstance(value, str):
+        raise InputError(
+            f"time_limit must be seconds or a string like '90s', '30m', '1h30m'. "
+            f"Received: time_limit={value!r}."
+        )
     match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*",
                          str(value))  # fmt: skip
     if not match or not any(match.groups()) or not str(value).strip():
@@ -45,8 +50,20 @@ def parse_time_limit(value) -> float | None:
     return seconds
 
 
+_PARAMS = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
+           "overwrite", "seed", "max_model_size", "batch_size", "verbose", "cell_options",
+           "ensemble_size")  # fmt: skip
+
+
 class _AutoModel:
-    """Shared machinery of the four estimators (not public)."""
+    """Shared machinery of the four estimators (not public).
+
+    Fitted attributes (the same for every strategy): `model_` (the exported model),
+    `preprocessor_`, `head_` and `target_` (the target encoding), `backend_` (the
+    search backend, which holds the trials), `best_trial_id_`, `best_architecture_`
+    (an `ArchitectureGraph`, or a cell `Genotype` for cell strategies),
+    `ensemble_trial_ids_` and `seconds_`.
+    """
 
     _kind = "image"
     _task = "classification"
@@ -73,15 +90,14 @@ class _AutoModel:
 
     # ------------------------------------------------------------------ params
     def get_params(self, deep: bool = True) -> dict:
-        names = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
-                 "overwrite", "seed", "max_model_size", "batch_size", "verbose",
-                 "cell_options", "ensemble_size")  # fmt: skip
-        return {n: getattr(self, n) for n in names}
+        return {name: getattr(self, name) for name in _PARAMS}
 
     def set_params(self, **params):
         for name, value in params.items():
-            if name not in self.get_params():
-                raise ValueError(f"Unknown parameter {name!r} for {type(self).__name__}.")
+            if name not in _PARAMS:
+                raise InputError(
+                    f"Unknown parameter {name!r} for {type(self).__name__}. Known: {list(_PARAMS)}."
+                )
             setattr(self, name, value)
         return self
 
@@ -89,46 +105,51 @@ class _AutoModel:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
-    def _log(self, line: str) -> None:
-        if self.verbose:
-            print(f"[automl] {line}", flush=True)
-
     def _check_params(self) -> float | None:
-        if self.strategy not in _STRATEGIES:
+        from automl.engine.base import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
             raise InputError(
-                f"Unknown strategy {self.strategy!r}. Choose one of {list(_STRATEGIES)}."
+                f"Unknown strategy {self.strategy!r}. Choose one of {list(STRATEGIES)}."
             )
-        if self.strategy in ("milenas", "darts"):
+        if self.strategy in _CELL_STRATEGIES:
             if (self._kind, self._task) != ("image", "classification"):
                 raise InputError(
                     f"strategy={self.strategy!r} searches image classifiers only; "
                     f"{type(self).__name__} supports 'bayesian', 'evolution' and 'random'."
                 )
-            from automl.cells.task import options
+            from automl.engine.cell_search import options
 
-            options(self)
+            options(self.cell_options)
+        elif self.cell_options:
+            raise InputError(
+                f"cell_options apply to strategy='milenas' or 'darts' only. "
+                f"Received: strategy={self.strategy!r}, cell_options={self.cell_options!r}."
+            )
         for name in ("max_trials", "batch_size", "ensemble_size"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}.")
-        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+        if self.epochs is not None and (isinstance(self.epochs, bool)
+                                        or not isinstance(self.epochs, (int, np.integer))
+                                        or self.epochs < 1):  # fmt: skip
             raise InputError(
                 f"epochs must be a positive integer, or None for early stopping. "
                 f"Received: epochs={self.epochs!r}."
             )
+        if self.max_model_size is not None and (not isinstance(self.max_model_size, (int, np.integer))
+                                                or self.max_model_size < 1):  # fmt: skip
+            raise InputError(
+                "max_model_size must be a positive number of parameters, or None. "
+                f"Received: max_model_size={self.max_model_size!r}."
+            )
         return parse_time_limit(self.time_limit)
 
     # ------------------------------------------------------------------ data
-    def _fit_preprocessor(self, x):
-        if self._kind == "image":
-            return data_mod.Preprocessor.fit_images(x)
-        return data_mod.Preprocessor.fit_table(x)
-
-    def _dataset(self, inputs, y, shuffle: bool):
-        seed = self.seed if shuffle else None
-        return data_mod.as_dataset(inputs, y, self.batch_size, shuffle_seed=seed)
-
     def _prepare(self, x, y, validation_split, validation_data):
+        """Fit the preprocessing and the head; (train, val, train + val or None)."""
+        from automl.heads import HEADS
+
         x, y = data_mod.to_arrays(x, y)
         if y is None:
             raise InputError("fit needs targets: pass y, or a tf.data.Dataset of (x, y) pairs.")
@@ -139,91 +160,44 @@ class _AutoModel:
             )
         if len(y) < 4:
             raise InputError(f"fit needs at least 4 samples. Received: {len(y)}.")
-        self.preprocessor_ = self._fit_preprocessor(x)
-        self.target_ = data_mod.TargetEncoder.fit(y, self._task)
-        inputs, targets = self.preprocessor_.transform(x), self.target_.encode(y)
+        if self._kind == "image":
+            self.preprocessor_ = data_mod.Preprocessor.fit_images(x)
+        else:
+            self.preprocessor_ = data_mod.Preprocessor.fit_table(x)
+        self.head_ = HEADS[self._task].fit(y)
+        self.target_ = self.head_.target
+        inputs, targets = self.preprocessor_.transform(x), self.head_.encode(y)
         if validation_data is not None:
-            x_val, y_val = data_mod.to_arrays(*validation_data) if isinstance(
-                validation_data, tuple) else data_mod.to_arrays(validation_data)  # fmt: skip
-            val = (self.preprocessor_.transform(x_val), self.target_.encode(y_val))
-            train = (inputs, targets)
-        else:
-            stratify = self._task == "classification"
-            i_tr, i_val = data_mod.split_validation(x, targets, validation_split, stratify,
-                                                    self.seed)  # fmt: skip
-            train = (data_mod.take(inputs, i_tr), targets[i_tr])
-            val = (data_mod.take(inputs, i_val), targets[i_val])
-        return train, val, (inputs, targets) if validation_data is None else None
+            if isinstance(validation_data, (tuple, list)):
+                x_val, y_val = data_mod.to_arrays(*validation_data)
+            else:
+                x_val, y_val = data_mod.to_arrays(validation_data)
+            if y_val is None:
+                raise InputError("validation_data needs targets: pass (x_val, y_val).")
+            val = (self.preprocessor_.transform(x_val), self.head_.encode(y_val))
+            return (inputs, targets), val, None
+        stratify = self._task == "classification"
+        i_tr, i_val = data_mod.split_validation(x, targets, validation_split, stratify, self.seed)
+        train = (data_mod.take(inputs, i_tr), targets[i_tr])
+        val = (data_mod.take(inputs, i_val), targets[i_val])
+        return train, val, (inputs, targets)
 
-    # ------------------------------------------------------------------ model
-    def _objective(self):
-        import keras_tuner
+    def _project_name(self) -> str:
+        return self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
 
-        if self._task == "classification":
-            return keras_tuner.Objective("val_accuracy", "max")
-        return keras_tuner.Objective("val_mse", "min")
+    def _signature(self) -> dict:
+        signature = {"task": type(self).__name__, "strategy": self.strategy,
+                     "input": list(self.preprocessor_.graph_shape),
+                     "outputs": self.head_.n_outputs}  # fmt: skip
+        if self.strategy in _CELL_STRATEGIES:
+            from automl.engine.cell_search import options
 
-    def _build(self, graph, learning_rate: float = 1e-3):
-        return self._assemble([graph], learning_rate)
-
-    def _assemble(self, graphs: list, learning_rate: float = 1e-3):
-        """One compiled model: the preprocessing, then the graphs' outputs averaged."""
-        import keras
-
-        from automl.graph.builder import apply_graph
-
-        inputs, x = self.preprocessor_.build_inputs()
-        if len(graphs) == 1:
-            out = apply_graph(graphs[0], x)
-        else:
-            outs = [apply_graph(g, x, prefix=f"m{i}_") for i, g in enumerate(graphs)]
-            out = keras.layers.Average(name="ensemble_mean")(outs)
-        if self._task == "regression":
-            out = keras.layers.Rescaling(scale=self.target_.std, offset=self.target_.mean,
-                                         name="post_target_scale")(out)  # fmt: skip
-            loss, metrics = "mse", [keras.metrics.MeanSquaredError(name="mse")]
-        else:
-            loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
-        model = keras.Model(inputs, out, name="automl_model")
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
-        return model
-
-    def _space(self):
-        from automl.search.spaces import MorphismSpace
-
-        activation = "softmax" if self._task == "classification" else "linear"
-        return MorphismSpace(self.preprocessor_.graph_shape, self.target_.n_outputs, activation,
-                             max_model_size=self.max_model_size)  # fmt: skip
-
-    def _project(self) -> str:
-        name = self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
-        return name
-
-    def _signature_path(self) -> str:
-        return os.path.join(self.directory, self._project(), "automl_task.json")
-
-    def _check_project(self, signature: dict) -> None:
-        path = self._signature_path()
-        if self.overwrite or not os.path.exists(path):
-            return
-        with open(path) as f:
-            stored = json.load(f)
-        if stored != signature:
-            raise InputError(
-                f"The project {path!r} holds a search for other data or settings "
-                f"({stored}); this fit has {signature}. Pass overwrite=True to start over, "
-                "or choose another project_name or directory."
-            )
-
-    def _save_signature(self, signature: dict) -> None:
-        path = self._signature_path()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(signature, f)
+            signature["cell_options"] = options(self.cell_options)
+        return signature
 
     # ------------------------------------------------------------------ fit
     def fit(self, x, y=None, validation_split: float = 0.2, validation_data=None):
-        """Search for a model, then refit the best one on train + validation data.
+        """Search for a model, then refit the best ones on train + validation data.
 
         Args:
             x: images (samples, H, W[, C]) or a table (2-D array or DataFrame), or a
@@ -238,96 +212,41 @@ class _AutoModel:
 
         Raises:
             InputError: for bad arguments or data, before any training.
+            SearchError: when no trial finished, so there is no model.
         """
+        from automl.engine.base import Budget, SearchContext, backend_class
+        from automl.engine.final import final_model
+        from automl.engine.project import Project
+
         time_limit = self._check_params()
+        budget = Budget(self.max_trials, time_limit)
         train, val, full = self._prepare(x, y, validation_split, validation_data)
-        signature = {"task": type(self).__name__, "strategy": self.strategy,
-                     "input": list(self.preprocessor_.graph_shape),
-                     "outputs": self.target_.n_outputs}  # fmt: skip
-        self._check_project(signature)
-        start = time.time()
-        self.__dict__.pop("summary_rows_", None)
-        if self.strategy in ("milenas", "darts"):
-            from automl.cells.task import cell_search
-
-            self.model_, self.summary_rows_ = cell_search(self, train, val, time_limit)
-        else:
-            self._graph_search(train, val, full, time_limit, signature)
-        self.seconds_ = time.time() - start
-        return self
-
-    def _graph_search(self, train, val, full, time_limit, signature) -> None:
-        from automl.search.base import get_strategy
-        from automl.engine.oracle import StrategyOracle
-        from automl.engine.tuner import GraphTuner
-
-        strategy = get_strategy(self.strategy, **_STRATEGY_ARGS.get(self.strategy, {}))
-        oracle = StrategyOracle(strategy, self._space(), self._objective(),
-                                max_trials=self.max_trials, seed=self.seed,
-                                time_limit=time_limit)  # fmt: skip
-        tuner = GraphTuner(oracle, self._build, epochs=self.epochs, log=self._log if self.verbose
-                           else None, directory=self.directory, project_name=self._project(),
-                           overwrite=self.overwrite)  # fmt: skip
-        self._save_signature(signature)
-        self.tuner_ = tuner
-        done = len(oracle.observations())
-        self._log(f"searching with strategy={self.strategy!r}: {self.max_trials} trials"
-                  + (f", {done} already finished" if done else "")
-                  + (f", time limit {time_limit:.0f} s" if time_limit else ""))  # fmt: skip
-        oracle.start_clock()
-        tuner.search(self._dataset(*train, shuffle=True), self._dataset(*val, shuffle=False))
-        ranked = oracle.get_best_trials(len(oracle.trials))
+        project = Project(self.directory, self._project_name(), self.overwrite)
+        signature = self._signature()
+        project.check(signature)
+        project.start(signature, clear=bool(self.overwrite))
+        context = SearchContext(self.preprocessor_, self.head_, project, self.strategy, budget,
+                                epochs=self.epochs, seed=self.seed, batch_size=self.batch_size,
+                                max_model_size=self.max_model_size,
+                                options=dict(self.cell_options or {}),
+                                verbose=self.verbose)  # fmt: skip
+        backend = backend_class(self.strategy)(context)
+        backend.search(train, val)
+        ranked = backend.candidates()
         if not ranked:
-            from automl.errors import SearchError
-
             raise SearchError(
-                "No trial finished, so there is no model. Look at the trial messages in "
-                f"{tuner.project_dir}, or raise time_limit."
+                f"No trial finished, so there is no model. Look at the trial messages in "
+                f"{project.path}, or raise time_limit."
             )
+        deadline = budget.deadline if getattr(backend, "bounds_whole_fit", False) else None
+        self.model_, members = final_model(context, backend, ranked, full, self.ensemble_size,
+                                           deadline)  # fmt: skip
+        self.backend_ = backend
         self.best_trial_id_ = ranked[0].trial_id
-        self.best_graph_ = tuner.trial_graph(self.best_trial_id_)
-        members = self._members(ranked)
-        self.ensemble_trial_ids_ = [t.trial_id for t in members]
-        models = []
-        for trial in members:
-            model = tuner.load_model(trial)
-            self._refit(model, full, tuner.trial_summary(trial.trial_id), trial.trial_id)
-            models.append(model)
-        self.model_ = models[0] if len(models) == 1 else self._ensemble(members, models)
-
-    def _members(self, ranked: list) -> list:
-        """The best `ensemble_size` trials among those scoring at least the median.
-
-        The median keeps trials that a time limit cut short (or that diverged) out.
-        """
-        sign = 1.0 if self._task == "classification" else -1.0  # accuracy up, mse down
-        median = float(np.median([sign * t.score for t in ranked]))
-        return [t for t in ranked if sign * t.score >= median][: self.ensemble_size]
-
-    def _refit(self, model, full, summary: dict, trial_id: str) -> None:
-        """Fine-tune a trial's model on train + validation at a tenth of its learning rate."""
-        if full is None or not summary:
-            return
-        import keras
-
-        epochs = max(1, min(summary.get("best_epoch", 1) // 2, 20))
-        self._log(f"refitting trial {trial_id} on train + validation data for {epochs} epochs")
-        rate = model.optimizer.learning_rate
-        rate.assign(float(keras.ops.convert_to_numpy(rate)) * 0.1)
-        model.fit(self._dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0)
-
-    def _ensemble(self, trials: list, models: list):
-        """One model averaging the members' outputs, with the members' trained weights."""
-        from automl.graph.builder import graph_layers
-
-        ensemble = self._assemble([self.tuner_.trial_graph(t.trial_id) for t in trials])
-        for i, model in enumerate(models):
-            for name, layer in graph_layers(model).items():
-                ensemble.get_layer(f"m{i}_{name}").set_weights(layer.get_weights())
-        ensemble.optimizer.build(ensemble.trainable_variables)  # saved whole: no warning on load
-        self._log(f"ensemble of trials {', '.join(self.ensemble_trial_ids_)} "
-                  "(their outputs averaged)")  # fmt: skip
-        return ensemble
+        self.best_architecture_ = ranked[0].architecture
+        self.ensemble_trial_ids_ = [c.trial_id for c in members]
+        self.seconds_ = time.time() - budget.started
+        return self
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self):
@@ -345,7 +264,7 @@ class _AutoModel:
     def predict(self, x) -> np.ndarray:
         """Predictions in the label space of `y` (class labels, one-hot, or targets)."""
         self._check_fitted()
-        return self.target_.decode(self._raw_predict(x))
+        return self.head_.decode(self._raw_predict(x))
 
     def evaluate(self, x, y=None) -> dict:
         """Loss and metric on (x, y): {"loss", "accuracy"} or {"loss", "mse"}."""
@@ -353,7 +272,7 @@ class _AutoModel:
         x, y = data_mod.to_arrays(x, y)
         if y is None:
             raise InputError("evaluate needs targets: pass y, or a dataset of (x, y) pairs.")
-        ds = data_mod.as_dataset(self.preprocessor_.transform(x), self.target_.encode(y))
+        ds = data_mod.as_dataset(self.preprocessor_.transform(x), self.head_.encode(y))
         result = self.model_.evaluate(ds, verbose=0, return_dict=True)
         return {k: float(v) for k, v in result.items()}
 
@@ -367,24 +286,22 @@ class _AutoModel:
         return self.model_
 
     def search_summary(self):
-        """One row per trial: trial_id, strategy, key, params, score, epochs, seconds, status."""
+        """One row per trial (for cell strategies, per candidate genotype).
+
+        Columns: trial_id, strategy, key (the architecture's canonical string),
+        params, score (the objective, e.g. validation accuracy), search_score (cell
+        strategies: the supernet's search-validation accuracy), epochs, seconds,
+        parent (the trial a morphism child grew from), status, and ensemble (whether
+        the trial is a member of the exported model).
+        """
         import pandas as pd
 
+        from automl.engine.base import SUMMARY_COLUMNS
+
         self._check_fitted()
-        columns = ["trial_id", "strategy", "key", "params", "score", "epochs", "seconds",
-                   "status"]  # fmt: skip
-        if hasattr(self, "summary_rows_"):
-            return pd.DataFrame(self.summary_rows_)
-        rows = []
-        for trial_id in sorted(self.tuner_.oracle.trials):
-            trial = self.tuner_.oracle.trials[trial_id]
-            info = self.tuner_.trial_summary(trial_id)
-            rows.append({"trial_id": trial_id,
-                         "strategy": trial.hyperparameters.values.get("strategy", self.strategy),
-                         "key": info.get("key"), "params": info.get("params"),
-                         "score": trial.score, "epochs": info.get("epochs"),
-                         "seconds": info.get("seconds"), "status": trial.status})  # fmt: skip
-        return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(self.backend_.summary_rows(), columns=SUMMARY_COLUMNS)
+        frame["ensemble"] = frame["trial_id"].isin(self.ensemble_trial_ids_)
+        return frame
 
 
 class _Classifier(_AutoModel):

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
+from automl.callbacks import StopAtDeadline
 from automl.cells.genotype import Genotype, ModelSizeRecord, reached_early_stop
 from automl.cells.layers import Cell, ResidualReduction
 from automl.cells.ops import batch_norm
@@ -121,6 +122,7 @@ def run_search(
     early_stop: bool = True,
     jit_compile: bool = False,
     callbacks: list | None = None,
+    deadline: float | None = None,
 ) -> SearchResult:
     """Search a cell with MiLeNAS or DARTS.
 
@@ -143,6 +145,8 @@ def run_search(
         early_stop: stop when the model size reaches (6, 0) (DARTS space only).
         jit_compile: compile the train step with XLA.
         callbacks: Keras callbacks for the supernet's `fit` (called one epoch at a time).
+        deadline: a `time.time()` value; the search stops at the first batch past it (the
+            epoch it stops in is still evaluated, so at least one genotype is derived).
 
     Returns:
         A `SearchResult`.
@@ -179,9 +183,10 @@ def run_search(
         jit_compile=jit_compile,
     )
     record, history, stopped = ModelSizeRecord(), [], False
+    timer = StopAtDeadline(deadline)
     for epoch in range(epochs):
         start = time.perf_counter()
-        logs = net.fit(pairs, epochs=1, verbose=0, callbacks=callbacks).history
+        logs = net.fit(pairs, epochs=1, verbose=0, callbacks=[*(callbacks or []), timer]).history
         seconds = time.perf_counter() - start
         evaluation = net.evaluate(val_eval, verbose=0, return_dict=True)
         genotype = net.genotype()
@@ -200,6 +205,8 @@ def run_search(
             _print_epoch(method, epochs, entry)
         if early_stop and space == "darts" and reached_early_stop(genotype.model_size):
             stopped = True
+            break
+        if timer.stopped:
             break
     chosen = history[-1] if stopped else max(history, key=lambda e: e["search_val_accuracy"])
     return SearchResult(
@@ -224,6 +231,7 @@ def build_network(
     cells: int = 8,
     channels: int = 16,
     stem_multiplier: int = 3,
+    prefix: str = "",
 ) -> keras.KerasTensor:
     """Apply a fixed network of `Cell`s to `x`, ending in a softmax `Dense`.
 
@@ -238,6 +246,7 @@ def build_network(
         cells: cells (DARTS) or cells per stage (NB201).
         channels: channels of the first cells.
         stem_multiplier: DARTS stem width = stem_multiplier * channels.
+        prefix: put before every layer name (to build several networks in one model).
 
     Returns:
         The class-probability tensor.
@@ -246,9 +255,9 @@ def build_network(
         genotype = Genotype.from_string(genotype)
     darts = genotype.space == "darts"
     width = channels * (stem_multiplier if darts else 1)
-    s = keras.layers.ZeroPadding2D(1, name="stem_pad")(x)
-    s = keras.layers.Conv2D(width, 3, use_bias=False, name="stem_conv")(s)
-    s = batch_norm(name="stem_bn")(s)
+    s = keras.layers.ZeroPadding2D(1, name=f"{prefix}stem_pad")(x)
+    s = keras.layers.Conv2D(width, 3, use_bias=False, name=f"{prefix}stem_conv")(s)
+    s = batch_norm(name=f"{prefix}stem_bn")(s)
     if darts:
         states, reduction_prev = [s, s], False
         for index in range(cells):
@@ -256,25 +265,27 @@ def build_network(
             channels = channels * 2 if reduction else channels
             kind = "reduction" if reduction else "normal"
             spec = genotype.reduction if reduction else genotype.normal
-            cell = Cell(_cell_string(spec), kind, channels, reduction_prev, name=f"cell_{index}")
+            cell = Cell(
+                _cell_string(spec), kind, channels, reduction_prev, name=f"{prefix}cell_{index}"
+            )
             states = [states[1], cell(states)]
             reduction_prev = reduction
         s = states[1]
     else:
         for stage in range(3):
             if stage:
-                s = ResidualReduction(channels * 2**stage, name=f"reduction_{stage}")(s)
+                s = ResidualReduction(channels * 2**stage, name=f"{prefix}reduction_{stage}")(s)
             for index in range(cells):
                 cell = Cell(
                     _cell_string(genotype.normal),
                     "nb201",
                     channels * 2**stage,
-                    name=f"cell_{stage}_{index}",
+                    name=f"{prefix}cell_{stage}_{index}",
                 )
                 s = cell(s)
-        s = keras.layers.ReLU()(batch_norm(name="head_bn")(s))
-    s = keras.layers.GlobalAveragePooling2D(name="pool")(s)
-    return keras.layers.Dense(num_classes, activation="softmax", name="classifier")(s)
+        s = keras.layers.ReLU(name=f"{prefix}head_relu")(batch_norm(name=f"{prefix}head_bn")(s))
+    s = keras.layers.GlobalAveragePooling2D(name=f"{prefix}pool")(s)
+    return keras.layers.Dense(num_classes, activation="softmax", name=f"{prefix}classifier")(s)
 
 
 def _cell_string(spec) -> str:

@@ -1,0 +1,169 @@
+"""The search-backend interface, and what every backend is given.
+
+An estimator's `fit` hands a `SearchContext` (the fitted preprocessing, the task
+head, the project directory, the budget and the training settings) to a
+`SearchBackend`. The backend searches and keeps its trials in the project
+directory, then reports its finished trials as `Candidate`s, best first; the
+final-model step (`automl.engine.final`) loads, refits and combines them. Two
+backends exist: `GraphSearch` (strategies over architecture graphs, run through
+keras-tuner) and `CellSearch` (a differentiable supernet search over cells, then
+its genotypes trained as trials).
+
+Every candidate knows how to apply its architecture to a Keras tensor under a
+layer-name prefix, so the final step can put several side by side in one model
+and copy each member's trained weights in by layer name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from automl import data as data_mod
+from automl.engine.project import Project
+from automl.heads import Head
+
+
+@dataclass
+class Budget:
+    """A search's limits: trials and wall-clock seconds from `start()`."""
+
+    max_trials: int
+    seconds: float | None = None
+    started: float = field(default_factory=time.time)
+
+    def start(self) -> None:
+        self.started = time.time()
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.seconds is None else self.started + self.seconds
+
+    def left(self) -> float:
+        """Seconds left (inf without a time limit)."""
+        return float("inf") if self.seconds is None else self.deadline - time.time()
+
+
+@dataclass
+class SearchContext:
+    """What a backend needs from the estimator; built once per `fit`."""
+
+    preprocessor: data_mod.Preprocessor
+    head: Head
+    project: Project
+    strategy: str
+    budget: Budget
+    epochs: int | None = None
+    seed: int = 0
+    batch_size: int = 32
+    max_model_size: int | None = None
+    options: dict = field(default_factory=dict)
+    verbose: int = 1
+
+    def log(self, line: str) -> None:
+        """Print one progress line (when `verbose`)."""
+        if self.verbose:
+            print(f"[automl] {line}", flush=True)
+
+    def dataset(self, inputs, y, shuffle: bool):
+        """Batched input data of the model (shuffled by the seed when `shuffle`)."""
+        seed = self.seed if shuffle else None
+        return data_mod.as_dataset(inputs, y, self.batch_size, shuffle_seed=seed)
+
+    def assemble(self, candidates: list[Candidate], learning_rate: float = 1e-3):
+        """One compiled model: the preprocessing, each candidate's architecture, the head.
+
+        With one candidate its layers keep their own names; with several, candidate i's
+        layers are prefixed `m{i}_` and their outputs averaged.
+        """
+        import keras
+
+        inputs, x = self.preprocessor.build_inputs()
+        if len(candidates) == 1:
+            out = candidates[0].apply(x, "")
+        else:
+            outs = [c.apply(x, f"m{i}_") for i, c in enumerate(candidates)]
+            out = keras.layers.Average(name="ensemble_mean")(outs)
+        model = keras.Model(inputs, self.head.output(out), name="automl_model")
+        self.head.compile(model, learning_rate)
+        return model
+
+
+@dataclass
+class Candidate:
+    """A finished trial, as the final-model step sees it.
+
+    Attributes:
+        trial_id: the trial's id in its backend.
+        score: the objective's value (for example validation accuracy).
+        architecture: the architecture (an `ArchitectureGraph` or a cell `Genotype`).
+        apply: `(tensor, prefix) -> tensor`, the architecture's layers on a Keras tensor.
+        summary: what the backend recorded (epochs, best_epoch, seconds, ...).
+    """
+
+    trial_id: str
+    score: float
+    architecture: Any
+    apply: Callable
+    summary: dict = field(default_factory=dict)
+
+
+class SearchBackend:
+    """Searches, keeps its trials in the project directory, and reports them.
+
+    Subclasses implement the four methods below. A backend reused on the same
+    project with `overwrite=False` continues from the trials it finds there.
+    """
+
+    def __init__(self, context: SearchContext):
+        self.context = context
+
+    def search(self, train: tuple, val: tuple) -> None:
+        """Run trials on `train` = (inputs, targets), scored on `val`, within the budget."""
+        raise NotImplementedError(f"{type(self).__name__} must implement search().")
+
+    def candidates(self) -> list[Candidate]:
+        """The finished trials, best first (ties broken by trial id)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement candidates().")
+
+    def load_model(self, candidate: Candidate):
+        """A finished trial's trained, compiled `keras.Model`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load_model().")
+
+    def summary_rows(self) -> list[dict]:
+        """One row per trial or candidate (see `SUMMARY_COLUMNS`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement summary_rows().")
+
+
+SUMMARY_COLUMNS = ["trial_id", "strategy", "key", "params", "score", "search_score", "epochs",
+                   "seconds", "parent", "status"]  # fmt: skip
+
+
+def rank(candidates: list[Candidate], head: Head) -> list[Candidate]:
+    """Best first by the head's direction; ties broken by trial id (numerically when it is)."""
+
+    def order(c: Candidate):
+        tid = c.trial_id
+        return (-head.sign * c.score, (0, int(tid), "") if tid.isdigit() else (1, 0, tid))
+
+    return sorted(candidates, key=order)
+
+
+_BACKENDS = {
+    "bayesian": "automl.engine.graph_search:GraphSearch",
+    "evolution": "automl.engine.graph_search:GraphSearch",
+    "random": "automl.engine.graph_search:GraphSearch",
+    "milenas": "automl.engine.cell_search:CellSearch",
+    "darts": "automl.engine.cell_search:CellSearch",
+}
+STRATEGIES = tuple(_BACKENDS)
+
+
+def backend_class(strategy: str) -> type[SearchBackend]:
+    """The backend that runs `strategy` (one of `STRATEGIES`)."""
+    import importlib
+
+    module, name = _BACKENDS[strategy].split(":")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,217 @@
+"""Cell search: a MiLeNAS or DARTS supernet search, then its genotypes trained as trials.
+
+The supernet is searched on the training data (split 50/50 by `run_search`) for
+at most `search_fraction` of the time limit. Its candidates are the chosen
+genotype and the best genotype of every model size it saw, best search-validation
+accuracy first. Each candidate, up to `max_trials`, is then built as a fixed
+network of `Cell`s behind the preprocessing and trained as a trial with early
+stopping on the validation data, until the time limit. The project folder keeps
+the search result (`cell_search.json`) and each trial's weights and summary, so a
+resumed `fit` skips the supernet and every trial already trained.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from automl.engine.base import Candidate, SearchBackend, SearchContext, rank
+from automl.engine.project import read_json, write_json
+from automl.errors import InputError
+
+# Scaled down from MiLeNAS (8 cells, 16 channels, 50 epochs on a GPU) for small data on a
+# CPU, where tracing the DARTS supernet's step alone takes a minute or more.
+DEFAULTS = {
+    "space": "darts",  # or "nb201" (NAS-Bench-201 cells, much lighter)
+    "stages": 3,  # NB201 only: stages of the supernet
+    "search_epochs": 10,  # early stopping at model size (6, 0) still applies
+    "search_cells": 3,  # supernet cells (DARTS: at least 3) or cells per stage (NB201)
+    "search_channels": 8,  # supernet channels
+    "cells": 5,  # cells of the final network (more than the supernet)
+    "channels": 16,  # channels of the final network
+    "alpha_lr": 3e-3,  # MiLeNAS's 3e-4 is for ~20,000 steps; a few hundred need more
+    "darts_order": 2,  # strategy="darts": 1 or 2 (first or second order)
+    "batch_size": 64,
+    "max_epochs": 100,  # trials: most epochs, early stopping on the validation data
+    "search_fraction": 0.5,  # share of time_limit the supernet search may use
+}
+RESULT_FILE = "cell_search.json"
+WEIGHTS_FILE = "model.weights.h5"
+SUMMARY_FILE = "summary.json"
+
+
+def options(given: dict | None) -> dict:
+    """`DEFAULTS` updated by `given`; unknown names are refused."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise InputError(f"Unknown cell_options {unknown}. Known: {sorted(DEFAULTS)}.")
+    merged = {**DEFAULTS, **given}
+    if merged["space"] not in ("darts", "nb201") or merged["darts_order"] not in (1, 2):
+        raise InputError(
+            "cell_options: space must be 'darts' or 'nb201' and darts_order 1 or 2. "
+            f"Received: space={merged['space']!r}, darts_order={merged['darts_order']!r}."
+        )
+    if not 0 < merged["search_fraction"] <= 1:
+        raise InputError(
+            "cell_options['search_fraction'] must be in (0, 1]. "
+            f"Received: {merged['search_fraction']!r}."
+        )
+    return merged
+
+
+class CellSearch(SearchBackend):
+    """Runs `strategy="milenas"` or `"darts"` in the project directory."""
+
+    bounds_whole_fit = True  # the time limit covers training the candidates too
+
+    def __init__(self, context: SearchContext):
+        super().__init__(context)
+        self.opts = options(context.options)
+        order = self.opts["darts_order"]
+        self.method = "milenas" if context.strategy == "milenas" else f"darts{order}"
+        self.plan: list[dict] = []
+
+    # ------------------------------------------------------------------ files
+    def _trial_file(self, index: int, name: str) -> str:
+        return self.context.project.file(f"trial_{index}", name)
+
+    def _summary(self, index: int) -> dict:
+        return read_json(self._trial_file(index, SUMMARY_FILE), {})
+
+    def _candidate(self, index: int, score: float, summary: dict | None = None) -> Candidate:
+        from automl.cells.genotype import Genotype
+
+        genotype = Genotype.from_string(self.plan[index]["genotype"])
+        opts, n_outputs = self.opts, self.context.head.n_outputs
+
+        def apply(x, prefix: str):
+            from automl.cells.search import build_network
+
+            return build_network(genotype, x, n_outputs, cells=opts["cells"],
+                                 channels=opts["channels"], prefix=prefix)  # fmt: skip
+
+        return Candidate(str(index), score, genotype, apply, dict(summary or {}))
+
+    # ------------------------------------------------------------------ search
+    def search(self, train: tuple, val: tuple) -> None:
+        context = self.context
+        result = read_json(context.project.file(RESULT_FILE))
+        if result is not None and result.get("method") == self.method:
+            context.log(f"{self.method}: reusing the supernet search in {context.project.path}")
+        else:
+            result = self._search_supernet(train)
+            write_json(context.project.file(RESULT_FILE), result)
+        self.plan = _plan(result)
+        for index in range(min(len(self.plan), context.budget.max_trials)):
+            if self._summary(index).get("status") == "COMPLETED":
+                continue
+            if index and context.budget.left() <= 0:
+                context.log(f"{self.method}: time limit reached; "
+                            f"{len(self.plan) - index} candidates not trained")  # fmt: skip
+                break
+            self._train(index, train, val)
+
+    def _search_supernet(self, train: tuple) -> dict:
+        from automl.cells.search import run_search
+
+        context, opts = self.context, self.opts
+        budget = context.budget
+        deadline = None
+        if budget.seconds is not None:
+            deadline = budget.started + budget.seconds * opts["search_fraction"]
+        context.log(f"{self.method}: searching the {opts['space']} cell supernet")
+        result = run_search(context.preprocessor.normalise_images(train[0]), train[1],
+                            num_classes=context.head.n_outputs, method=self.method,
+                            epochs=opts["search_epochs"], batch_size=opts["batch_size"],
+                            cells=opts["search_cells"], channels=opts["search_channels"],
+                            space=opts["space"], stages=opts["stages"], seed=context.seed,
+                            alpha_lr=opts["alpha_lr"], deadline=deadline,
+                            verbose=context.verbose)  # fmt: skip
+        return {"method": self.method, **result.to_dict()}
+
+    def _train(self, index: int, train: tuple, val: tuple) -> None:
+        import keras
+
+        from automl.callbacks import StopAtDeadline
+
+        context, head = self.context, self.context.head
+        start = time.time()
+        keras.utils.set_random_seed(context.seed * 1000 + index)
+        candidate = self._candidate(index, 0.0)
+        model = context.assemble([candidate])
+        stop = keras.callbacks.EarlyStopping(head.objective, patience=5, mode=head.direction,
+                                             restore_best_weights=True)  # fmt: skip
+        history = model.fit(context.dataset(*train, shuffle=True),
+                            validation_data=context.dataset(*val, shuffle=False),
+                            epochs=context.epochs or self.opts["max_epochs"],
+                            callbacks=[stop, StopAtDeadline(context.budget.deadline, 1)],
+                            shuffle=False, verbose=0).history  # fmt: skip
+        scores = np.asarray(history[head.objective], dtype="float64")
+        best = int(np.argmax(head.sign * np.nan_to_num(scores, nan=-head.sign * np.inf)))
+        entry = self.plan[index]
+        summary = {"key": entry["genotype"], "params": model.count_params(),
+                   "search_score": entry["search_score"], "model_size": entry["model_size"],
+                   "epochs": len(scores), "best_epoch": best + 1,
+                   "seconds": round(time.time() - start, 2)}  # fmt: skip
+        if not np.isfinite(scores[best]):
+            summary.update(status="FAILED", reason="training diverged (non-finite score)")
+        else:
+            os.makedirs(os.path.dirname(self._trial_file(index, WEIGHTS_FILE)), exist_ok=True)
+            model.save_weights(self._trial_file(index, WEIGHTS_FILE))
+            summary.update(status="COMPLETED", score=float(scores[best]))
+        write_json(self._trial_file(index, SUMMARY_FILE), summary)
+        context.log(f"trial {index}: {self.method} genotype {entry['genotype']} -> "
+                    f"{head.objective}={scores[best]:.4f} ({summary['params']:,} params, "
+                    f"{summary['epochs']} epochs, {summary['seconds']:.1f} s)")  # fmt: skip
+
+    # ------------------------------------------------------------------ results
+    def candidates(self) -> list[Candidate]:
+        found = []
+        for index in range(len(self.plan)):
+            summary = self._summary(index)
+            if summary.get("status") == "COMPLETED":
+                found.append(self._candidate(index, summary["score"], summary))
+        return rank(found, self.context.head)
+
+    def load_model(self, candidate: Candidate):
+        model = self.context.assemble([candidate])
+        model.load_weights(self._trial_file(int(candidate.trial_id), WEIGHTS_FILE))
+        return model
+
+    def summary_rows(self) -> list[dict]:
+        rows = []
+        for index, entry in enumerate(self.plan):
+            info = self._summary(index)
+            rows.append({"trial_id": str(index), "strategy": self.method,
+                         "key": entry["genotype"], "params": info.get("params"),
+                         "score": info.get("score"), "search_score": entry["search_score"],
+                         "epochs": info.get("epochs"), "seconds": info.get("seconds"),
+                         "parent": None,
+                         "status": info.get("status", "NOT_TRAINED")})  # fmt: skip
+        return rows
+
+
+def _plan(result: dict) -> list[dict]:
+    """The candidates of a search: the chosen genotype, then the best of each model size.
+
+    Ordered by search-validation accuracy after the chosen one; each genotype once.
+    """
+    chosen = result["genotype"]
+    by_size = sorted(result["by_size"], key=lambda e: (-e["accuracy"], e["genotype"]))
+    search_score = {e["genotype"]: e["accuracy"] for e in by_size}
+    for entry in result["history"]:
+        search_score.setdefault(entry["genotype"], entry["search_val_accuracy"])
+    plan, seen = [], set()
+    for genotype, size in [(chosen, None)] + [(e["genotype"], e["model_size"]) for e in by_size]:
+        if genotype in seen:
+            continue
+        seen.add(genotype)
+        if size is None:
+            size = next((e["model_size"] for e in result["history"]
+                         if e["genotype"] == genotype), None)  # fmt: skip
+        plan.append({"genotype": genotype, "model_size": size,
+                     "search_score": search_score.get(genotype)})  # fmt: skip
+    return plan

@@ -1,0 +1,95 @@
+"""The final model: the best finished trials, refit and combined into one Keras model.
+
+Members are the best `ensemble_size` candidates among those scoring at least the
+median candidate (the median keeps trials that a time limit cut short out). Each
+member is fine-tuned on train + validation data at a tenth of its learning rate
+when the estimator split the validation data off itself, then the members'
+architectures are built side by side behind one copy of the preprocessing,
+their outputs averaged, and each member's trained weights copied in by layer name.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from automl.engine.base import Candidate, SearchBackend, SearchContext
+from automl.errors import SearchError
+
+
+def select_members(ranked: list[Candidate], context: SearchContext, size: int) -> list[Candidate]:
+    """The best `size` of `ranked` (best first) among those scoring at least the median."""
+    sign = context.head.sign
+    median = float(np.median([sign * c.score for c in ranked]))
+    return [c for c in ranked if sign * c.score >= median][:size]
+
+
+def refit(model, full: tuple, context: SearchContext, candidate: Candidate,
+          deadline: float | None = None) -> bool:  # fmt: skip
+    """Fine-tune a member on `full` = (inputs, targets) at a tenth of its learning rate.
+
+    Runs half the member's best epoch count (1 to 20), seeded by the trial. With a
+    `deadline`, a refit that its measured seconds per epoch say cannot finish in
+    time is skipped. Returns whether it ran.
+    """
+    import keras
+
+    summary = candidate.summary
+    if not summary:
+        return False
+    epochs = max(1, min(int(summary.get("best_epoch", 1)) // 2, 20))
+    if deadline is not None:
+        per_epoch = summary.get("seconds", 0.0) / max(int(summary.get("epochs", 1)), 1)
+        if time.time() + epochs * per_epoch * 1.25 > deadline:
+            context.log(f"no time left to refit trial {candidate.trial_id}; kept as trained")
+            return False
+    context.log(f"refitting trial {candidate.trial_id} on train + validation data for "
+                f"{epochs} epochs")  # fmt: skip
+    keras.utils.set_random_seed(context.seed * 1000 + _trial_number(candidate.trial_id))
+    rate = model.optimizer.learning_rate
+    rate.assign(float(keras.ops.convert_to_numpy(rate)) * 0.1)
+    model.fit(context.dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0)
+    return True
+
+
+def ensemble(context: SearchContext, members: list[Candidate], models: list):
+    """One model averaging the members' outputs, each with its trained weights."""
+    combined = context.assemble(members)
+    for i, model in enumerate(models):
+        prefix = f"m{i}_"
+        wanted = {layer.name for layer in combined.layers
+                  if layer.name.startswith(prefix) and layer.weights}  # fmt: skip
+        for layer in model.layers:
+            if layer.weights and prefix + layer.name in wanted:
+                combined.get_layer(prefix + layer.name).set_weights(layer.get_weights())
+                wanted.discard(prefix + layer.name)
+        if wanted:
+            raise SearchError(
+                f"Could not copy the weights of ensemble member {members[i].trial_id} into "
+                f"layers {sorted(wanted)}. Pass ensemble_size=1 to export the best model alone."
+            )
+    combined.optimizer.build(combined.trainable_variables)  # saved whole: no warning on load
+    return combined
+
+
+def final_model(context: SearchContext, backend: SearchBackend, ranked: list[Candidate],
+                full: tuple | None, size: int, deadline: float | None = None):  # fmt: skip
+    """Refit the members chosen from `ranked` and combine them; returns (model, members)."""
+    members = select_members(ranked, context, size)
+    models = []
+    for candidate in members:
+        model = backend.load_model(candidate)
+        if full is not None:
+            refit(model, full, context, candidate, deadline)
+        models.append(model)
+    if len(models) == 1:
+        return models[0], members
+    context.log(f"ensemble of trials {', '.join(c.trial_id for c in members)} "
+                "(their outputs averaged)")  # fmt: skip
+    return ensemble(context, members, models), members
+
+
+def _trial_number(trial_id: str) -> int:
+    digits = "".join(ch for ch in trial_id if ch.isdigit())
+    return int(digits) if digits else 0

@@ -1,0 +1,103 @@
+"""Graph search: a strategy proposes architecture graphs, keras-tuner runs them as trials.
+
+The strategy (`bayesian`, `evolution`, `random`) proposes through `StrategyOracle`;
+`GraphTuner` builds each graph behind the task's preprocessing and head, starts a
+morphism child from its parent's trained weights, trains it and saves its weights
+in the trial's folder. The time limit stops new trials from starting and ends the
+running one early; the final refit and ensemble come after it.
+"""
+
+from __future__ import annotations
+
+from automl.engine.base import Candidate, SearchBackend, SearchContext, rank
+from automl.errors import SearchError
+from automl.graph.architecture import ArchitectureGraph
+
+# Budgets on real data are tens of trials, not hundreds: fewer random starts.
+STRATEGY_ARGS = {"bayesian": {"n_initial": 2}, "evolution": {"population_size": 4}}
+
+
+def graph_candidate(trial_id: str, score: float, graph: ArchitectureGraph, summary=None):
+    """A `Candidate` whose layers are the graph's (`apply_graph`)."""
+
+    def apply(x, prefix: str):
+        from automl.graph.builder import apply_graph
+
+        return apply_graph(graph, x, prefix=prefix)
+
+    return Candidate(trial_id, score, graph, apply, dict(summary or {}))
+
+
+class GraphSearch(SearchBackend):
+    """Runs a graph strategy through keras-tuner in the project directory."""
+
+    def __init__(self, context: SearchContext):
+        super().__init__(context)
+        import keras_tuner
+
+        from automl.engine.oracle import StrategyOracle
+        from automl.engine.tuner import GraphTuner
+        from automl.search.base import get_strategy
+        from automl.search.spaces import MorphismSpace
+
+        head = context.head
+        strategy = get_strategy(context.strategy, **STRATEGY_ARGS.get(context.strategy, {}))
+        space = MorphismSpace(context.preprocessor.graph_shape, head.n_outputs, head.activation,
+                              max_model_size=context.max_model_size)  # fmt: skip
+        self.oracle = StrategyOracle(
+            strategy, space, keras_tuner.Objective(head.objective, head.direction),
+            max_trials=context.budget.max_trials, seed=context.seed,
+            time_limit=context.budget.seconds)  # fmt: skip
+        self.tuner = GraphTuner(self.oracle, self.build, epochs=context.epochs, log=context.log,
+                                directory=context.project.directory,
+                                project_name=context.project.name)  # fmt: skip
+
+    def build(self, graph: ArchitectureGraph):
+        """The compiled model of one graph: preprocessing, graph, head."""
+        return self.context.assemble([graph_candidate("", 0.0, graph)])
+
+    def search(self, train: tuple, val: tuple) -> None:
+        context = self.context
+        done = len(self.oracle.observations())
+        limit = context.budget.seconds
+        context.log(f"searching with strategy={context.strategy!r}: "
+                    f"{context.budget.max_trials} trials"
+                    + (f", {done} already finished" if done else "")
+                    + (f", time limit {limit:.0f} s" if limit else ""))  # fmt: skip
+        self.oracle.start_clock()
+        try:
+            self.tuner.search(context.dataset(*train, shuffle=True),
+                              context.dataset(*val, shuffle=False))  # fmt: skip
+        except RuntimeError as err:  # keras-tuner: too many trials failed in a row
+            if not self.candidates():
+                raise SearchError(
+                    f"The search stopped because trials kept failing ({err}). Look at the "
+                    f"trial messages in {self.tuner.project_dir}, or change the settings."
+                ) from None
+            context.log(f"the search stopped early because trials kept failing: {err}")
+
+    def candidates(self) -> list[Candidate]:
+        found = []
+        for obs in self.oracle.observations():
+            trial = self.oracle.get_trial(obs.trial_id)
+            summary = self.tuner.trial_summary(obs.trial_id)
+            found.append(graph_candidate(obs.trial_id, float(trial.score), obs.arch, summary))
+        return rank(found, self.context.head)
+
+    def load_model(self, candidate: Candidate):
+        return self.tuner.load_model(self.oracle.get_trial(candidate.trial_id))
+
+    def summary_rows(self) -> list[dict]:
+        rows = []
+        for trial_id in sorted(self.oracle.trials, key=lambda t: (len(t), t)):
+            trial = self.oracle.trials[trial_id]
+            info = self.tuner.trial_summary(trial_id)
+            rows.append({"trial_id": trial_id,
+                         "strategy": trial.hyperparameters.values.get("strategy",
+                                                                      self.context.strategy),
+                         "key": info.get("key"), "params": info.get("params"),
+                         "score": trial.score, "search_score": None,
+                         "epochs": info.get("epochs"), "seconds": info.get("seconds"),
+                         "parent": info.get("parent") or None,
+                         "status": str(trial.status)})  # fmt: skip
+        return rows
