@@ -1,6 +1,9 @@
 """The Auto-Keras neural-network edit distance and the kernel built on it.
 
-d(a, b) = D_l(a, b) + lambda * D_s(a, b):
+The distance of Jin, Song and Hu, "Auto-Keras: An Efficient Neural Architecture
+Search System" (KDD 2019):
+
+d(a, b) = D_l(a, b) + lambda * D_s(a, b), where
 
 - D_l, layer edit distance: the main chain of a graph is its longest path
   ending at the output (ties go to the earlier input). The two chains' label
@@ -257,19 +260,12 @@ class EditDistanceKernel(GraphKernel):
       matrix clipped to zero and Nystrom features for the other graphs; its
       gradient in l is a central finite difference.
 
-    Default `"bourgain"`: on NAS-Bench-201 CIFAR-100 (`benchmarks/kernels.py`: GP
-    `ConstantKernel * kernel + WhiteKernel`, normalize_y, 1,000 test cells, mean
-    of 10 seeds) it ranks test cells better than clipping at every training size,
-    Kendall tau 0.356 / 0.516 / 0.598 against 0.350 / 0.447 / 0.531 for
-    N = 50 / 100 / 200 (Spearman rho 0.502 / 0.698 / 0.778 against
-    0.500 / 0.622 / 0.715), and a cold 300-cell Gram matrix takes about as long
-    (0.09 to 0.14 s against 0.11 to 0.18 s on a shared 2-core machine). Why:
-    the marginal likelihood picks l of about 1.4 for clipping, where
-    exp(-d^2 / l^2) is almost diagonal at the median cell distance d = 5, so a test cell correlates with few training cells; Bourgain
-    coordinates contract distances (median 1.8 for those pairs) and the kernel
-    reaches further at a similar l. (Clipping only the training Gram matrix and
-    using exp(-d^2 / l^2) unclipped for queries, not PSD jointly, did worse still:
-    tau 0.16 / 0.22 / 0.31 on 3 seeds.)
+    Default `"bourgain"`: as a GP surrogate on NAS-Bench-201 it ranks unseen cells
+    better than clipping, at about the same cost. With clipping, the marginal
+    likelihood picks a length scale at which exp(-d^2 / l^2) is almost diagonal at
+    typical cell distances, so a test cell correlates with few training cells;
+    Bourgain coordinates contract distances, and the kernel reaches further at a
+    similar l. Measured results: benchmarks/README.md.
 
     Args:
         length_scale: l, tuned by the GP's marginal likelihood.

@@ -5,11 +5,12 @@
 network weights by identity. `compile` takes one optimizer per group, as in the
 Keras GAN guide, and the search method:
 
-- "milenas" (mixed level, He et al. 2020): one backward pass on the train batch
-  gives grad_w L_tr and grad_alpha L_tr together, one on the val batch gives
-  grad_alpha L_val; alpha moves along grad L_tr + lambda * grad L_val, w along
+- "milenas" (mixed level; MiLeNAS, He et al., CVPR 2020): one backward pass on the
+  train batch gives grad_w L_tr and grad_alpha L_tr together, one on the val batch
+  gives grad_alpha L_val; alpha moves along grad L_tr + lambda * grad L_val, w along
   grad L_tr. Two forward/backward passes per step.
-- "darts1" (bilevel, first order): alpha on grad_alpha L_val, then w on the
+- "darts1" (bilevel, first order; DARTS, Liu et al., "DARTS: Differentiable
+  Architecture Search", ICLR 2019): alpha on grad_alpha L_val, then w on the
   train batch at the new alpha. Two passes.
 - "darts2" (bilevel, second order): alpha on the gradient through one unrolled
   weight step w' = w - xi * grad_w L_tr, with the Hessian-vector product by
@@ -34,7 +35,8 @@ from automl.cells.ops import batch_norm
 
 METHODS = ("milenas", "darts1", "darts2")
 
-# MiLeNAS defaults (REFERENCES.md).
+# Defaults of MiLeNAS (He et al., "MiLeNAS: Efficient Neural Architecture Search via
+# Mixed-Level Reformulation", CVPR 2020).
 WEIGHT_LR, WEIGHT_LR_MIN, WEIGHT_MOMENTUM, WEIGHT_DECAY = 0.025, 0.001, 0.9, 3e-4
 ALPHA_LR, ALPHA_BETAS, ALPHA_DECAY = 3e-4, (0.5, 0.999), 1e-3
 GRAD_CLIP, LAMBDA, ALPHA_INIT_STD = 5.0, 1.0, 1e-3

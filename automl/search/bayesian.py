@@ -5,45 +5,27 @@ finished trials (`GraphGP`: covariance c * k + s * I with k a graph kernel from
 `automl.kernels`, scores standardised, c, s and k's own hyperparameters by maximum
 marginal likelihood) and searches the space for the unseen architecture with the
 best acquisition (expected improvement, or UCB mu + beta * sigma). The search is
-the Auto-Keras one: best-first over a tree rooted at every trained architecture,
-children from `space.neighbours` (those already trained, pending or visited are
-skipped by `space.key`), each pop expanded with the simulated-annealing
-probability exp((a - a_best) / (T * std of the scores)), T from `t0` cooled by
-`cooling` per pop until `t_min`. The returned proposal names the trained root it
-grew from, so a morphism child starts from that root's weights.
+that of Auto-Keras (Jin, Song and Hu, "Auto-Keras: An Efficient Neural
+Architecture Search System", KDD 2019): best-first over a tree rooted at every
+trained architecture, children from `space.neighbours` (those already trained,
+pending or visited are skipped by `space.key`), each pop expanded with the
+simulated-annealing probability exp((a - a_best) / (T * std of the scores)), T from
+`t0` cooled by `cooling` per pop until `t_min`. The returned proposal names the
+trained root it grew from, so a morphism child starts from that root's weights.
 
-Defaults, and why. Tuned on the NAS-Bench-201 CIFAR-100 table
-(`automl benchmark nb201`, optimum 73.51), mean best test accuracy of 10 seeds at
-B = 50 / 100 queries (random search 71.1 / 71.6, regularized evolution 71.8 / 72.6):
-
-    kernel, acquisition, scores fitted              B=50    B=100
-    WL h=2, UCB beta 2.576 (4 seeds)                72.59   72.66
-    WL h=2, EI                                      72.29   72.48
-    WL h=1, UCB beta 2.576                          72.31   72.94
-    WL h=1, EI                                      72.58   73.14
-    WL h=1, EI, n_initial 5                         72.09   72.82
-    WL h=1, EI, scores floored at 1st quartile      72.92   73.48
-    WL h=1, EI, scores floored at the median        72.95   73.44
-    WL h=1, EI, scores floored at 3rd quartile      72.95   73.34
-    WL h=2, EI, scores floored at the median        73.22   73.51   <- default
-
-Confirmed on 50 seeds (`automl benchmark nb201 --budget 150 --seeds 50`, results in
-`benchmarks/results/nb201_cifar100.json`): 73.20 +- 0.44 at B = 50, 73.50 +- 0.09
-at B = 100, 73.51 +- 0.00 at B = 150 (every seed finds the optimum), against
-regularized evolution 72.09 / 72.70 / 73.02 and random search 71.12 / 71.57 / 71.76.
-A proposal takes about 0.25 s on average over a 150-query search with WL (0.3 s
-at 150 observations) on a shared 2-core machine.
+Defaults, and why (chosen on the NAS-Bench-201 CIFAR-100 table with
+`automl benchmark nb201`):
 
 - Scores below the median of the history are raised to the median before the
-  fit (`floor_quantile`). The table has a long bad tail (median 65.3, 10th
-  percentile 47.7, 2 % of cells under 5 %), which otherwise sets the scale of
-  the standardised scores, so the GP spends itself on telling bad cells apart
-  instead of good ones, which is all the search needs. This matters most for
-  the more specific WL h=2 features (the kernel's default), which do worst on
-  raw scores and best on floored ones.
+  fit (`floor_quantile`). A long tail of bad scores would otherwise set the scale
+  of the standardised scores, so the GP would spend itself on telling bad
+  architectures apart instead of good ones, which is all the search needs. This
+  matters most for the more specific WL h=2 features (the kernel's default).
 - Expected improvement: UCB with beta = 2.576 (the Auto-Keras choice, still
   selectable) explores too much for budgets of 50 to 150.
 - `n_initial` 10: fewer random points leave the first GPs too little to go on.
+
+Measured results: benchmarks/README.md.
 
 The strategy keeps no state: the GP is rebuilt from the history each time, so a
 resumed search proposes exactly as the original would.
