@@ -28,6 +28,7 @@ _LAZY = {
     "AutoMLError": "automl.errors",
     "InputError": "automl.errors",
     "NotFittedError": "automl.errors",
+    "SearchError": "automl.errors",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
