@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
-from automl.callbacks import StopAtDeadline
+from automl.training import StopAtDeadline
 from automl.cells.genotype import Genotype, ModelSizeRecord, reached_early_stop
 from automl.cells.layers import Cell, ResidualReduction
 from automl.cells.ops import batch_norm

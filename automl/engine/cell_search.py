@@ -135,7 +135,7 @@ class CellSearch(SearchBackend):
     def _train(self, index: int, train: tuple, val: tuple) -> None:
         import keras
 
-        from automl.callbacks import StopAtDeadline
+        from automl.training import StopAtDeadline
 
         context, head = self.context, self.context.head
         start = time.time()
@@ -177,8 +177,10 @@ class CellSearch(SearchBackend):
         return rank(found, self.context.head)
 
     def load_model(self, candidate: Candidate):
+        from automl.training import load_weights
+
         model = self.context.assemble([candidate])
-        model.load_weights(self._trial_file(int(candidate.trial_id), WEIGHTS_FILE))
+        load_weights(model, self._trial_file(int(candidate.trial_id), WEIGHTS_FILE))
         return model
 
     def summary_rows(self) -> list[dict]:

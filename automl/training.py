@@ -1,8 +1,9 @@
-"""Keras callbacks the search backends share."""
+"""Keras training helpers the search backends share: a deadline callback, loading weights."""
 
 from __future__ import annotations
 
 import time
+import warnings
 
 import keras
 
@@ -38,3 +39,10 @@ class StopAtDeadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_done += 1
         self._check()
+
+
+def load_weights(model: keras.Model, path: str) -> None:
+    """Load saved weights into `model`; its fresh optimizer's state is not in the file."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
