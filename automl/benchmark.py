@@ -9,37 +9,18 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
 from automl.errors import InputError
+from automl.graph import nb201
 from automl.search.base import Observation, get_strategy
 from automl.search.spaces import NB201Space
 
-DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "nb201_cifar100.csv"
-
-
-def load_table(path: str | Path | None = None, column: str = "test_accuracy") -> dict[str, float]:
-    """{canonical arch string: score} from a CSV with an `arch` column and `column`."""
-    from automl.search import nb201
-
-    path = Path(path) if path else DEFAULT_TABLE
-    if not path.exists():
-        raise InputError(f"No table at {path}. Pass a CSV with an 'arch' column via --table.")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames or []
-        if "arch" not in fields or column not in fields:
-            raise InputError(
-                f"The table needs columns 'arch' and {column!r}. Found: {fields}. "
-                "Pick the score column with --column."
-            )
-        return {nb201.parse(r["arch"]).to_string(): float(r[column]) for r in reader}
+DEFAULT_TABLE = nb201.TABLE_PATH
 
 
 def checkpoints(budget: int) -> list[int]:
@@ -111,7 +92,10 @@ def format_results(results: list[dict], optimum: float) -> str:
 
 
 def main(args) -> dict:
-    table = load_table(args.table, args.column)
+    try:
+        table = nb201.load_table(args.table, args.column)
+    except InputError as err:
+        raise InputError(f"{err} Pick the file with --table and the column with --column.") from err
     optimum = max(table.values())
     results = []
     for strategy in args.strategy.split(","):

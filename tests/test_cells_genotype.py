@@ -14,6 +14,8 @@ from automl.cells.genotype import (
     reached_early_stop,
 )
 from automl.cells.ops import DARTS_OPS, NB201_OPS
+from automl.graph import nb201
+from automl.search.nb201 import sample
 
 NB201_STRING = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -22,6 +24,7 @@ def test_edges_are_sorted_by_target_then_source():
     assert darts_edges()[:5] == [(0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
     assert len(darts_edges()) == 14
     assert nb201_edges() == [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
+    assert tuple(nb201_edges()) == nb201.EDGES and NB201_OPS == nb201.OPS
 
 
 def test_nb201_derivation_is_argmax_per_edge_with_none():
@@ -109,7 +112,7 @@ def test_model_size_record_keeps_best_per_size_and_early_stop_rule():
 
 
 def test_nb201_derivation_never_gives_a_dead_cell():
-    from automl.cells.genotype import NB201_OPS, derive_nb201_cell
+    from automl.cells.genotype import derive_nb201_cell
 
     alphas = np.zeros((6, len(NB201_OPS)))
     alphas[:, NB201_OPS.index("none")] = 5.0  # argmax: none everywhere
@@ -121,4 +124,40 @@ def test_nb201_derivation_never_gives_a_dead_cell():
         (("none", 0),),
         (("nor_conv_3x3", 0), ("none", 1)),
         (("none", 0), ("none", 1), ("skip_connect", 2)),
+    )
+
+
+def test_nb201_genotype_and_codec_cell_round_trip(rng):
+    for _ in range(300):
+        cell = sample(rng)
+        genotype = Genotype.from_nb201(cell)
+        assert genotype.space == "nb201"
+        assert str(genotype) == nb201.format_cell(cell)
+        assert genotype.to_nb201() == cell
+        assert Genotype.from_string(str(genotype)).to_nb201() == cell
+    with pytest.raises(ValueError, match="DARTS"):
+        derive_genotype(rng.normal(size=(14, 8)), rng.normal(size=(14, 8))).to_nb201()
+    with pytest.raises(ValueError, match="takes inputs"):
+        Genotype.from_string("|none~0|+|none~0|+|none~0|none~1|none~2|").to_nb201()
+
+
+def test_derived_nb201_genotype_is_the_table_arch_of_the_alpha_argmax(rng):
+    """Alpha row k is edge k of the codec: the derived string is the cell of the argmax."""
+    table = nb201.load_table()
+    for _ in range(200):
+        alphas = rng.normal(size=(len(nb201.EDGES), len(nb201.OPS)))
+        genotype = derive_genotype(alphas)
+        cell = genotype.to_nb201()
+        assert str(genotype) in table
+        argmax = tuple(nb201.OPS[i] for i in alphas.argmax(axis=1))
+        if nb201.live_edges(nb201.Cell(argmax)):
+            assert cell.ops == argmax
+        else:  # repaired: only `none` edges changed, and the output is reachable
+            assert nb201.live_edges(cell)
+            assert all(a == b or a == "none" for a, b in zip(argmax, cell.ops))
+    alphas = np.full((6, 5), -1.0)
+    alphas[nb201.EDGES.index((1, 2)), nb201.OPS.index("avg_pool_3x3")] = 1.0
+    alphas[:, nb201.OPS.index("skip_connect")] = 0.0
+    assert str(derive_genotype(alphas)) == (
+        "|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
     )

@@ -2,7 +2,9 @@
 
 A cell is written as its intermediate nodes separated by `+`, each node listing
 its incoming edges as `|op~input|`, the NAS-Bench-201 notation. A NAS-Bench-201
-genotype is one such cell (all 6 edges, `none` included); a DARTS genotype is
+genotype is one such cell (all 6 edges, `none` included), and its string is the
+canonical arch string of the codec `automl.graph.nb201` (the key of the benchmark
+table); `Genotype.to_nb201` and `Genotype.from_nb201` convert. A DARTS genotype is
 `normal=<cell>;reduction=<cell>` with 2 kept edges per node, where inputs 0 and
 1 are the cell's inputs and 2..5 its intermediate nodes. Entries inside a node
 are sorted by input, so every genotype has one canonical string.
@@ -22,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from automl.cells.ops import DARTS_OPS, NB201_OPS, PARAMETRIC_OPS
+from automl.cells.ops import DARTS_OPS, PARAMETRIC_OPS
+from automl.graph import nb201
 
 CellSpec = tuple[tuple[tuple[str, int], ...], ...]
 """Nodes in order; each node a tuple of (op name, input index) pairs."""
 
 DARTS_STEPS = 4
-NB201_NODES = 4
 EARLY_STOP_SIZE = (6, 0)
 
 
@@ -37,9 +39,9 @@ def darts_edges(steps: int = DARTS_STEPS) -> list[tuple[int, int]]:
     return [(source, node + 2) for node in range(steps) for source in range(node + 2)]
 
 
-def nb201_edges(nodes: int = NB201_NODES) -> list[tuple[int, int]]:
-    """(source, target) of every edge of a NAS-Bench-201 cell, sorted by target then source."""
-    return [(source, target) for target in range(1, nodes) for source in range(target)]
+def nb201_edges() -> list[tuple[int, int]]:
+    """(source, target) of every edge of a NAS-Bench-201 cell: the codec's `EDGES` order."""
+    return list(nb201.EDGES)
 
 
 def cell_to_string(cell: CellSpec) -> str:
@@ -118,6 +120,21 @@ class Genotype:
             raise ValueError(f"A DARTS genotype needs ';reduction='. Received: {text!r}")
         return cls(cell_from_string(normal), cell_from_string(reduction))
 
+    @classmethod
+    def from_nb201(cls, cell: nb201.Cell) -> Genotype:
+        """The NAS-Bench-201 genotype of a codec cell; its string is the cell's arch string."""
+        return cls(nb201.to_nodes(cell))
+
+    def to_nb201(self) -> nb201.Cell:
+        """The codec cell of a NAS-Bench-201 genotype (inverse of `from_nb201`).
+
+        Raises:
+            ValueError: if this is a DARTS genotype or not a full NAS-Bench-201 cell.
+        """
+        if self.reduction is not None:
+            raise ValueError(f"A DARTS genotype is no NAS-Bench-201 cell. Received: {self}")
+        return nb201.from_nodes(self.normal)
+
     @property
     def model_size(self) -> tuple[int, int]:
         """(n, r): parametric (sep/dil conv) edges in the normal and the reduction cell.
@@ -164,7 +181,7 @@ def derive_darts_cell(alphas: np.ndarray, steps: int = DARTS_STEPS) -> CellSpec:
     return tuple(nodes)
 
 
-def derive_nb201_cell(alphas: np.ndarray, nodes: int = NB201_NODES) -> CellSpec:
+def derive_nb201_cell(alphas: np.ndarray) -> CellSpec:
     """The argmax op (`none` included) of every edge, never a dead cell.
 
     If the argmax leaves the output unreachable from the input (a network of
@@ -172,32 +189,26 @@ def derive_nb201_cell(alphas: np.ndarray, nodes: int = NB201_NODES) -> CellSpec:
     takes that op, until the output is reachable.
 
     Args:
-        alphas: (6, 5) logits, rows in `nb201_edges` order, columns in `NB201_OPS`.
-        nodes: nodes of the cell, input included.
+        alphas: (6, 5) logits, rows in `nb201.EDGES` order, columns in `nb201.OPS`.
+
+    Returns:
+        The cell's nodes (`nb201.to_nodes`), so its string is the table's arch string.
     """
     alphas = np.asarray(alphas)
-    edges = nb201_edges(nodes)
-    _check_shape(alphas, (len(edges), len(NB201_OPS)))
+    _check_shape(alphas, (len(nb201.EDGES), len(nb201.OPS)))
     best = alphas.argmax(axis=1)
-    none = NB201_OPS.index("none")
-    others = np.delete(np.arange(len(NB201_OPS)), none)
-    while not _reaches_output(best, edges, nodes, none):
-        dead = [k for k in range(len(edges)) if best[k] == none]
+    none = nb201.OPS.index("none")
+    others = np.delete(np.arange(len(nb201.OPS)), none)
+    while not nb201.live_edges(_nb201_cell(best)):
+        dead = [k for k in range(len(nb201.EDGES)) if best[k] == none]
         margin = [alphas[k, others].max() - alphas[k, none] for k in dead]
         k = dead[int(np.argmax(margin))]
         best[k] = others[int(alphas[k, others].argmax())]
-    return tuple(
-        tuple((NB201_OPS[int(best[k])], s) for k, (s, t) in enumerate(edges) if t == target)
-        for target in range(1, nodes)
-    )
+    return nb201.to_nodes(_nb201_cell(best))
 
 
-def _reaches_output(ops: np.ndarray, edges, nodes: int, none: int) -> bool:
-    reached = {0}
-    for k, (source, target) in enumerate(edges):  # sorted by target: one pass
-        if ops[k] != none and source in reached:
-            reached.add(target)
-    return nodes - 1 in reached
+def _nb201_cell(op_indices: np.ndarray) -> nb201.Cell:
+    return nb201.Cell(tuple(nb201.OPS[int(i)] for i in op_indices))
 
 
 def derive_genotype(alpha_normal: np.ndarray, alpha_reduction: np.ndarray | None = None):

@@ -18,7 +18,6 @@ from keras import ops
 
 from automl.cells.genotype import (
     DARTS_STEPS,
-    NB201_NODES,
     cell_from_string,
     cell_to_string,
     darts_edges,
@@ -123,7 +122,7 @@ class _CellBase(keras.layers.Layer):
         self.channels = channels
         self.reduction_prev = reduction_prev
         if kind == "nb201":
-            self.edges = nb201_edges(NB201_NODES)
+            self.edges = nb201_edges()
         else:
             self.edges = darts_edges(DARTS_STEPS)
             self.pre0, self.pre1 = _preprocessors(channels, reduction_prev, affine)

@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from automl.graph import nb201
+
 DARTS_OPS: tuple[str, ...] = (
     "none",
     "max_pool_3x3",
@@ -30,13 +32,7 @@ DARTS_OPS: tuple[str, ...] = (
     "dil_conv_3x3",
     "dil_conv_5x5",
 )
-NB201_OPS: tuple[str, ...] = (
-    "none",
-    "skip_connect",
-    "nor_conv_1x1",
-    "nor_conv_3x3",
-    "avg_pool_3x3",
-)
+NB201_OPS: tuple[str, ...] = nb201.OPS
 SPACE_OPS: dict[str, tuple[str, ...]] = {"darts": DARTS_OPS, "nb201": NB201_OPS}
 PARAMETRIC_OPS = frozenset({"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"})
 

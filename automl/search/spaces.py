@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from automl.graph import seeds
+from automl.graph import nb201, seeds
 from automl.graph.architecture import ArchitectureGraph
+from automl.search import nb201 as nb201_moves
 
 _IMAGE_CHOICES = {
     "small_cnn": {"width": [16, 32, 64], "blocks": [1, 2, 3], "convs_per_block": [1, 2],
@@ -93,29 +94,24 @@ class MorphismSpace:
 
 
 class NB201Space:
-    """The 15,625 NAS-Bench-201 cells; neighbours are the 24 one-edge mutations."""
+    """The 15,625 NAS-Bench-201 cells (`automl.graph.nb201.Cell`); neighbours are the
+    24 one-edge mutations. Cells go to the graph kernels as they are."""
 
-    def sample(self, rng: np.random.Generator):
-        from automl.search import nb201
+    def sample(self, rng: np.random.Generator) -> nb201.Cell:
+        return nb201_moves.sample(rng)
 
-        return nb201.sample(rng)
-
-    def neighbours(self, arch, rng: np.random.Generator) -> list:
-        from automl.search import nb201
-
-        children = nb201.neighbours(arch)
+    def neighbours(self, arch: nb201.Cell, rng: np.random.Generator) -> list[nb201.Cell]:
+        children = nb201_moves.neighbours(arch)
         return [children[i] for i in rng.permutation(len(children))]
 
-    def to_graph(self, arch):
-        return arch.to_graph()
+    def to_graph(self, arch: nb201.Cell) -> nb201.Cell:
+        return arch
 
-    def key(self, arch) -> str:
-        return arch.to_string()
+    def key(self, arch: nb201.Cell) -> str:
+        return nb201.format_cell(arch)
 
-    def dumps(self, arch) -> str:
-        return arch.to_string()
+    def dumps(self, arch: nb201.Cell) -> str:
+        return nb201.format_cell(arch)
 
-    def loads(self, text: str):
-        from automl.search import nb201
-
+    def loads(self, text: str) -> nb201.Cell:
         return nb201.parse(text)
