@@ -6,11 +6,12 @@ each node as earlier positions, an optional width per node, and a canonical
 key. `as_labelled` converts what the library hands over:
 
 - `automl.graph.architecture.ArchitectureGraph`: one node per layer, in the
-  graph's canonical order (so ids do not matter); label = layer type plus the
-  structural parameters that are not a width (kernel size, pool size, stride),
-  for example `conv2d_k3`, `conv2d_k1_s2`, `maxpool_p2_s2`; width = filters or
-  units. Key = a hash of `graph.canonical_nodes()` (as `graph.key()`).
-- a NAS-Bench-201 `Cell` or its arch string, through `automl.search.nb201.to_graph`.
+  graph's canonical order (so ids do not matter); label = the layer type's
+  label from `automl.graph.layers`: the type plus the structural parameters
+  that are not a width (kernel size, pool size, stride), for example
+  `conv2d_k3`, `conv2d_k1_s2`, `maxpool_p2_s2`; width = filters or units.
+  Key = `graph.key()`.
+- a NAS-Bench-201 `Cell` (`automl.graph.nb201`) or its arch string, through `from_nb201`.
 - any object with a `to_graph()` method returning a `LabelledGraph`.
 
 Conversions are cached (ArchitectureGraphs by identity, cells and strings by
@@ -21,8 +22,6 @@ many times while tuning hyperparameters pays for the features once.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.gaussian_process.kernels import GenericKernelMixin, Kernel
+
+from automl.graph import layers, nb201
 
 _CACHE_SIZE = 50_000
 
@@ -83,35 +84,18 @@ class LabelledGraph:
         return out
 
 
-_STRUCTURAL = (("kernel_size", "k"), ("pool_size", "p"), ("strides", "s"))
-
-
-def _layer_label(layer_type: str, params: dict) -> str:
-    parts = [layer_type]
-    for name, prefix in _STRUCTURAL:
-        value = params.get(name)
-        if value is None or (name == "strides" and value == 1):
-            continue
-        parts.append(f"{prefix}{value}")
-    return "_".join(parts)
-
-
 def from_architecture(graph: Any) -> LabelledGraph:
     """Converts an `ArchitectureGraph` to a `LabelledGraph` (see the module docstring)."""
-    canonical = graph.canonical_nodes()
+    order = graph.canonical_order()
+    position = {node_id: k for k, node_id in enumerate(order)}
     labels, inputs, widths = [], [], []
-    for spec, ins in canonical:
-        brace = spec.index("{")
-        layer_type, params = spec[:brace], json.loads(spec[brace:])
-        labels.append(_layer_label(layer_type, params))
-        inputs.append(tuple(sorted(set(ins))))
-        width = params.get("filters", params.get("units"))
+    for node_id in order:
+        node = graph.node(node_id)
+        labels.append(layers.get(node.type).label(node.params))
+        inputs.append(tuple(sorted({position[s] for s in node.inputs})))
+        width = node.width
         widths.append(float(width) if isinstance(width, (int, float)) and width > 0 else None)
-    # The key hashes the canonical nodes, the recipe of `ArchitectureGraph.key`, without
-    # computing them a second time.
-    text = json.dumps(canonical, separators=(",", ":"))
-    key = hashlib.sha1(text.encode()).hexdigest()[:16]
-    return LabelledGraph(key, tuple(labels), tuple(inputs), tuple(widths))
+    return LabelledGraph(graph.key(), tuple(labels), tuple(inputs), tuple(widths))
 
 
 class _Caches:
@@ -182,9 +166,9 @@ def as_labelled(item: Any) -> LabelledGraph:
     if found is not None:
         return found
     if isinstance(item, str):
-        from automl.search.nb201 import parse
-
-        graph = parse(item).to_graph()
+        graph = from_nb201(nb201.parse(item))
+    elif isinstance(item, nb201.Cell):
+        graph = from_nb201(item)
     elif hasattr(item, "to_graph"):
         graph = item.to_graph()
     else:
@@ -208,6 +192,36 @@ def as_labelled(item: Any) -> LabelledGraph:
 def as_labelled_list(items: Iterable[Any]) -> list[LabelledGraph]:
     """Converts a list (or 1-D object array) of architectures; see `as_labelled`."""
     return [as_labelled(item) for item in items]
+
+
+def from_nb201(cell: nb201.Cell) -> LabelledGraph:
+    """Converts a NAS-Bench-201 cell to a `LabelledGraph`.
+
+    Operations become nodes: node 0 is `input`, each live edge (`nb201.live_edges`)
+    is a node labelled with its op, taking the edge's source as input; cell nodes 1
+    and 2 become `add` nodes summing their incoming op nodes, and node 3 becomes
+    `output`. Edges with op `none` are dropped, and so is every edge whose source is
+    unreachable from the input or whose target cannot reach the output. A cell with
+    no live edge (constant zero output) becomes just `input` and an unconnected
+    `output`. The key is the canonical arch string.
+    """
+    labels = ["input"]
+    inputs: list[tuple[int, ...]] = [()]
+    position = {0: 0}  # cell node -> graph node
+    live = nb201.live_edges(cell)
+    for target in range(1, nb201.NUM_NODES):
+        incoming = []
+        for k in live:
+            source, edge_target = nb201.EDGES[k]
+            if edge_target == target:
+                labels.append(cell.ops[k])
+                inputs.append((position[source],))
+                incoming.append(len(labels) - 1)
+        if incoming or target == nb201.NUM_NODES - 1:
+            labels.append("output" if target == nb201.NUM_NODES - 1 else "add")
+            inputs.append(tuple(incoming))
+            position[target] = len(labels) - 1
+    return LabelledGraph(nb201.format_cell(cell), tuple(labels), tuple(inputs))
 
 
 class GraphKernel(GenericKernelMixin, Kernel):

@@ -1,8 +1,9 @@
 """ArchitectureGraph -> keras.Model, with built-in Keras layers only.
 
-This is the one place where graphs meet Keras. Each node becomes one layer named
-`n{id}_{type}`, so a child graph that keeps its parent's node ids can take the
-parent's weights layer by layer.
+This is the one place where graphs become Keras models. Each node becomes the
+layer that its type in `automl.graph.layers` makes, named `n{id}_{type}`, so a
+child graph that keeps its parent's node ids can take the parent's weights layer
+by layer.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 
 import keras
 
+from automl.graph import layers
 from automl.graph.architecture import ArchitectureGraph, Node
 
 _GRAPH_LAYER = re.compile(r"^n\d+_")
@@ -23,46 +25,7 @@ def layer_name(node: Node) -> str:
 
 def make_layer(node: Node, prefix: str = "") -> keras.layers.Layer | None:
     """A fresh Keras layer for one node (None for the input node), named `prefix` + `n{id}_{type}`."""
-    p = node.params
-    name = prefix + layer_name(node)
-    kind = node.type
-    if kind == "input":
-        return None
-    if kind == "conv2d":
-        return keras.layers.Conv2D(
-            p["filters"], p["kernel_size"], strides=p["strides"], padding="same",
-            use_bias=p["use_bias"], name=name,
-        )  # fmt: skip
-    if kind == "sep_conv2d":
-        return keras.layers.SeparableConv2D(
-            p["filters"], p["kernel_size"], strides=p["strides"], padding="same",
-            use_bias=p["use_bias"], name=name,
-        )  # fmt: skip
-    if kind == "dense":
-        return keras.layers.Dense(p["units"], use_bias=p["use_bias"], name=name)
-    if kind == "output":
-        return keras.layers.Dense(p["units"], activation=p["activation"], name=name)
-    if kind == "batchnorm":
-        return keras.layers.BatchNormalization(momentum=0.9, name=name)
-    if kind == "relu":
-        return keras.layers.ReLU(name=name)
-    if kind == "maxpool":
-        return keras.layers.MaxPooling2D(p["pool_size"], p["strides"], padding="same", name=name)
-    if kind == "avgpool":
-        return keras.layers.AveragePooling2D(
-            p["pool_size"], p["strides"], padding="same", name=name
-        )
-    if kind == "gap":
-        return keras.layers.GlobalAveragePooling2D(name=name)
-    if kind == "flatten":
-        return keras.layers.Flatten(name=name)
-    if kind == "dropout":
-        return keras.layers.Dropout(p["rate"], name=name)
-    if kind == "add":
-        return keras.layers.Add(name=name)
-    if kind == "concat":
-        return keras.layers.Concatenate(name=name)
-    raise ValueError(f"No Keras layer for node type {kind!r}.")
+    return layers.get(node.type).keras_layer(node.params, prefix + layer_name(node))
 
 
 def apply_graph(graph: ArchitectureGraph, x, prefix: str = ""):
@@ -73,12 +36,12 @@ def apply_graph(graph: ArchitectureGraph, x, prefix: str = ""):
     tensors = {}
     for node_id in graph.order:
         node = graph.node(node_id)
-        if node.type == "input":
+        layer = make_layer(node, prefix)
+        if layer is None:  # the input node
             tensors[node_id] = x
             continue
-        layer = make_layer(node, prefix)
         ins = [tensors[i] for i in node.inputs]
-        tensors[node_id] = layer(ins if node.type in ("add", "concat") else ins[0])
+        tensors[node_id] = layer(ins if layers.get(node.type).arity == "many" else ins[0])
     return tensors[graph.output_id]
 
 

@@ -111,5 +111,3 @@ def mlp(
 
 
 SEEDS = {"small_cnn": small_cnn, "resnet_cnn": resnet_cnn, "mlp": mlp}
-IMAGE_SEEDS = ("small_cnn", "resnet_cnn")
-TABLE_SEEDS = ("mlp",)

@@ -2,13 +2,20 @@
 
 The effective area of a widening is the set of tensors whose channels change
 when one layer gets more units. Every tensor in it gets a *channel map*: a list
-`m` whose entry `j` is the old channel that new channel `j` copies. Maps travel
-unchanged through channel-wise layers (BN, ReLU, pooling, dropout, global
-pooling) and Add (in both directions: every input of an Add shares its map), and
-Concatenate joins its inputs' maps with their channel offsets. Weighted layers
-end the walk: a conv or dense layer whose output is in the area is a
-*producer* (its new units copy old ones), one whose input is in the area is a
-*consumer* (its weights for a copied channel are divided by the copy count).
+`m` whose entry `j` is the old channel that new channel `j` copies. How a map
+passes through a layer is the `channels` role of its type in
+`automl.graph.layers`:
+
+- `PASS` (BN, ReLU, pooling, dropout, global pooling, Add): the map travels
+  unchanged, in both directions (every input of an Add shares its map);
+- `CONCAT` (Concatenate): the inputs' maps are joined with their channel offsets;
+- `PRODUCE` (conv, dense): the walk ends; a producer whose output is in the
+  area has new units that copy old ones;
+- `FIXED` (input, output, flatten): the channels cannot change.
+
+A layer whose type `consumes` input channels (conv, dense, output) and whose
+input is in the area is a *consumer*: its weights for a copied channel are
+divided by the copy count.
 
 Pure Python: no TensorFlow.
 """
@@ -17,11 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from automl.graph.architecture import ArchitectureGraph
+import networkx as nx
 
-CHANNELWISE_TYPES = frozenset({"batchnorm", "relu", "maxpool", "avgpool", "dropout", "gap"})
-PRODUCER_TYPES = frozenset({"conv2d", "sep_conv2d", "dense"})
-CONSUMER_TYPES = frozenset({"conv2d", "sep_conv2d", "dense", "output"})
+from automl.graph import layers
+from automl.graph.architecture import ArchitectureGraph
+from automl.graph.layers import CONCAT, KEPT, NON_NEGATIVE, PASS, PRODUCE
 
 
 def consumer_map(graph: ArchitectureGraph) -> dict[int, list[int]]:
@@ -36,41 +43,30 @@ def consumer_map(graph: ArchitectureGraph) -> dict[int, list[int]]:
 def non_negative(graph: ArchitectureGraph) -> dict[int, bool]:
     """Whether each node's output is non-negative for every input (known from structure).
 
-    A ReLU output is; channel-wise pooling, dropout, flatten, Add and Concatenate
-    of non-negative tensors are; everything else is not assumed to be.
+    A ReLU output is (sign `NON_NEGATIVE`); pooling, dropout, flatten, Add and
+    Concatenate of non-negative tensors are (sign `KEPT`); everything else is
+    not assumed to be.
     """
     out: dict[int, bool] = {}
     for node_id in graph.order:
         node = graph.node(node_id)
-        if node.type == "relu":
-            out[node_id] = True
-        elif node.type in ("maxpool", "avgpool", "gap", "flatten", "dropout", "add", "concat"):
-            out[node_id] = all(out[i] for i in node.inputs)
-        else:
-            out[node_id] = False
+        sign = layers.get(node.type).sign
+        out[node_id] = sign == NON_NEGATIVE or (sign == KEPT and all(out[i] for i in node.inputs))
     return out
 
 
-def descendants(graph: ArchitectureGraph, node_id: int, users=None) -> set[int]:
+def descendants(graph: ArchitectureGraph, node_id: int) -> set[int]:
     """Ids of the nodes reachable from `node_id` (itself left out)."""
-    users = users if users is not None else consumer_map(graph)
-    seen: set[int] = set()
-    stack = list(users[node_id])
-    while stack:
-        current = stack.pop()
-        if current not in seen:
-            seen.add(current)
-            stack.extend(users[current])
-    return seen
+    return nx.descendants(graph.digraph, node_id)
 
 
-def path(graph: ArchitectureGraph, start: int, end: int, users=None) -> list[int]:
+def path(graph: ArchitectureGraph, start: int, end: int) -> list[int]:
     """A path of node ids from `start` to `end` (both included); first inputs preferred.
 
     Raises:
         ValueError: if `end` is not reachable from `start`.
     """
-    below = descendants(graph, start, users)
+    below = descendants(graph, start)
     if end not in below:
         raise ValueError(f"Node {end} is not reachable from node {start}.")
     below.add(start)
@@ -165,15 +161,16 @@ def effective_area(graph: ArchitectureGraph, node_id: int, channel_map: list[int
             raise ValueError(f"Widening node {node_id} gives conflicting channel maps.")
         current = queue.pop(0)
         node = graph.node(current)
+        channels = layers.get(node.type).channels
         m = maps[current]
         # backwards: the tensors this one is a channel-wise function of
-        if node.type in CHANNELWISE_TYPES or node.type == "add":
+        if channels == PASS:
             for src in node.inputs:
                 assign(src, m)
-        elif node.type == "concat":
+        elif channels == CONCAT:
             for src, part in zip(node.inputs, _split_concat_map(graph, current, m), strict=True):
                 assign(src, part)
-        elif current != node_id and node.type not in PRODUCER_TYPES:
+        elif current != node_id and channels != PRODUCE:
             raise ValueError(
                 f"Cannot widen node {node_id}: its effective area reaches node {current} "
                 f"({node.type}), whose width cannot change."
@@ -181,22 +178,20 @@ def effective_area(graph: ArchitectureGraph, node_id: int, channel_map: list[int
         # forwards: the tensors computed channel-wise from this one
         for user in users[current]:
             kind = graph.node(user).type
-            if kind in CHANNELWISE_TYPES or kind == "add":
+            spec = layers.get(kind)
+            if spec.channels == PASS:
                 assign(user, m)
-            elif kind == "concat":
+            elif spec.channels == CONCAT:
                 assign(user, _concat_map(graph, user, maps))
-            elif kind not in CONSUMER_TYPES:
+            elif not spec.consumes:
                 raise ValueError(
                     f"Cannot widen node {node_id}: its effective area reaches node {user} "
                     f"({kind}); widening through {kind} is not supported."
                 )
     _check_area(graph, node_id, maps)
-    producers = [i for i in graph.order if i in maps and graph.node(i).type in PRODUCER_TYPES]
-    consumers = [
-        i
-        for i in graph.order
-        if graph.node(i).type in CONSUMER_TYPES and graph.node(i).inputs[0] in maps
-    ]
+    specs = {i: layers.get(graph.node(i).type) for i in graph.order}
+    producers = [i for i in graph.order if i in maps and specs[i].channels == PRODUCE]
+    consumers = [i for i in graph.order if specs[i].consumes and graph.node(i).inputs[0] in maps]
     return EffectiveArea(maps, producers, consumers)
 
 
@@ -208,18 +203,17 @@ def _check_area(graph: ArchitectureGraph, node_id: int, maps: dict[int, list[int
 
     for i in graph.order:
         node = graph.node(i)
+        spec = layers.get(node.type)
         if i in maps and set(maps[i]) != set(range(graph.shape(i)[-1])):
             raise ValueError(f"Widening node {node_id} would drop channels of node {i}.")
-        if node.type in CHANNELWISE_TYPES or node.type == "add":
+        if spec.channels == PASS:
             ok = all(get(s) == get(i) for s in node.inputs)
-        elif node.type == "concat":
+        elif spec.channels == CONCAT:
             ok = _concat_map(graph, i, maps) == get(i)
-        elif node.type in PRODUCER_TYPES:
+        elif spec.channels == PRODUCE:
             ok = True
-        elif node.type == "flatten":
-            ok = node.inputs[0] not in maps and i not in maps
-        else:  # input, output
-            ok = i not in maps
+        else:  # FIXED: unchanged, and so are its inputs unless it consumes them
+            ok = i not in maps and (spec.consumes or not any(s in maps for s in node.inputs))
         if not ok:
             raise ValueError(
                 f"Cannot widen node {node_id}: the channel maps conflict at node {i} ({node.type})."

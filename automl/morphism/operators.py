@@ -17,15 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from automl.graph import layers
 from automl.graph.architecture import ArchitectureGraph, Node
-from automl.morphism.area import (
-    PRODUCER_TYPES,
-    consumer_map,
-    descendants,
-    effective_area,
-    non_negative,
-    path,
-)
+from automl.morphism.area import descendants, effective_area, non_negative, path
 
 OPERATIONS = ("deepen", "widen", "add_skip", "concat_skip")
 # what `deepen` may insert: name -> layer types, in order
@@ -40,6 +34,8 @@ DEEPEN_LAYERS: dict[str, tuple[str, ...]] = {
 }
 KERNEL_SIZES = (1, 3, 5)
 DEFAULT_MAX_MODEL_SIZE = 2**25
+# layer types whose units `widen` can grow
+WIDENABLE = tuple(name for name in layers.names() if layers.get(name).channels == layers.PRODUCE)
 
 
 def _check_node(graph: ArchitectureGraph, node_id: Any, what: str) -> int:
@@ -176,9 +172,9 @@ def widen(
     """
     node = _check_node(graph, node, "node")
     target = graph.node(node)
-    if target.type not in PRODUCER_TYPES:
+    if target.type not in WIDENABLE:
         raise ValueError(
-            f"Only {sorted(PRODUCER_TYPES)} layers can be widened. "
+            f"Only {list(WIDENABLE)} layers can be widened. "
             f"Received: node {node} of type {target.type!r}"
         )
     old = target.width
@@ -201,7 +197,7 @@ def widen(
     nodes = []
     for n in graph.nodes.values():
         if n.id in area.producers:
-            key = "units" if n.type == "dense" else "filters"
+            key = layers.get(n.type).width_param
             n = Node(n.id, n.type, {**n.params, key: len(area.maps[n.id])}, n.inputs)
         nodes.append(n)
     op = {"op": "widen", "node": node, "width": width, "copy_from": copy_from}
@@ -227,15 +223,11 @@ def _skip_branch(graph: ArchitectureGraph, start: int, end: int, kind: str) -> l
     previous = start
     for node_id in route[1:]:
         node = graph.node(node_id)
-        if node.type in ("maxpool", "avgpool"):
-            params = {"pool_size": node.params["pool_size"], "strides": node.params["strides"]}
-            kind_copy = node.type
-        elif node.type in ("conv2d", "sep_conv2d") and node.params["strides"] > 1:
-            stride = node.params["strides"]
-            params, kind_copy = {"pool_size": stride, "strides": stride}, "avgpool"
-        else:
+        pool = layers.get(node.type).skip_pool(node.params)
+        if pool is None:
             continue
-        branch.append(Node(graph.next_id + len(branch), kind_copy, params, (previous,)))
+        pool_type, params = pool
+        branch.append(Node(graph.next_id + len(branch), pool_type, params, (previous,)))
         previous = branch[-1].id
     return branch
 
@@ -357,7 +349,7 @@ def random_op(graph: ArchitectureGraph, kind: str, rng: np.random.Generator) -> 
             op["rate"] = 0.25
         return op
     if kind == "widen":
-        candidates = [i for i in graph.order if graph.node(i).type in PRODUCER_TYPES]
+        candidates = [i for i in graph.order if graph.node(i).type in WIDENABLE]
         for index in rng.permutation(len(candidates)):
             node = candidates[index]
             old = graph.node(node).width
@@ -369,13 +361,12 @@ def random_op(graph: ArchitectureGraph, kind: str, rng: np.random.Generator) -> 
             return {"op": "widen", "node": node, "width": 2 * old, "copy_from": copy_from}
         return None
     if kind in ("add_skip", "concat_skip"):
-        users = consumer_map(graph)
         images = [i for i in graph.order if len(graph.shape(i)) == 3]
         for index in rng.permutation(len(images)):
             start = images[index]
             ends = [
                 i
-                for i in descendants(graph, start, users)
+                for i in descendants(graph, start)
                 if len(graph.shape(i)) == 3 and graph.node(i).type != "output"
             ]
             if ends:

@@ -5,11 +5,14 @@ into it. `inherit_weights` reads the parent's weights as numpy arrays (with
 `layer.get_weights()`, so a parent that was saved and loaded works the same),
 replays the operations on them one by one, and sets the child's layers:
 
-- deepen: identity kernels (centre tap for convs), zero biases; BatchNorm with
-  gamma 1, beta 0, moving mean 0 and moving variance 1 - epsilon, which is the
-  identity in inference mode.
+- deepen: new layers start as the identity (`LayerType.initial_weights`):
+  identity kernels (centre tap for convs), zero biases; BatchNorm with gamma 1,
+  beta 0, moving mean 0 and moving variance 1 - epsilon, which is the identity
+  in inference mode.
 - widen: producers' new units copy old ones (Net2Net); every consumer's weights
-  for a channel copied c times are divided by c; BatchNorm channels are copied.
+  for a channel copied c times are divided by c; channel-wise weights
+  (BatchNorm) are copied. Where each layer type keeps its channels is its
+  `WeightLayout` in `automl.graph.layers`.
 - add-skip: a zero 1x1 conv; concat-skip: a 1x1 conv that is the identity on
   the original channels and zero on the skip channels.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from automl.graph import layers
 from automl.graph.architecture import ArchitectureGraph
 from automl.morphism.area import effective_area
 from automl.morphism.operators import apply_op
@@ -74,12 +78,7 @@ def inherit_weights(
         if name not in parent_layers:
             raise ValueError(f"The parent model has no layer {name!r} for node {node_id}.")
         weights[node_id] = [np.array(w) for w in parent_layers[name].get_weights()]
-    epsilon = {
-        node_id: getattr(child_layers.get(layer_name(node)), "epsilon", 1e-3)
-        for node_id, node in child_graph.nodes.items()
-        if node.type == "batchnorm"
-    }
-    transfer = _Transfer(epsilon, noise_std, rng)
+    transfer = _Transfer(noise_std, rng)
     graph = parent_graph
     for op in child_graph.history[depth:]:
         child = apply_op(graph, op)
@@ -102,8 +101,7 @@ def inherit_weights(
 class _Transfer:
     """Weight transforms per operation, on a dict node id -> list of numpy arrays."""
 
-    def __init__(self, epsilon: dict[int, float], noise_std: float, rng):
-        self.epsilon = epsilon
+    def __init__(self, noise_std: float, rng):
         self.noise_std = noise_std
         self.rng = rng
 
@@ -117,24 +115,13 @@ class _Transfer:
         if op["op"] == "widen":
             self.widen(graph, op, w)
             return
+        identity = op["op"] != "add_skip"  # deepen: identity; concat-skip: identity on `end`
         for node_id in new_ids:
             node = child.node(node_id)
             cin = child.shape(node.inputs[0])[-1]
-            if node.type == "conv2d":
-                k, filters = node.params["kernel_size"], node.params["filters"]
-                kernel = np.zeros((k, k, cin, filters), np.float32)
-                if op["op"] != "add_skip":  # deepen: identity; concat-skip: identity on `end`
-                    kernel[k // 2, k // 2, :filters, :] = np.eye(filters, dtype=np.float32)
-                w[node_id] = [kernel + self.noise(kernel.shape), np.zeros(filters, np.float32)]
-            elif node.type == "dense":
-                kernel = np.eye(cin, dtype=np.float32)
-                w[node_id] = [kernel + self.noise(kernel.shape), np.zeros(cin, np.float32)]
-            elif node.type == "batchnorm":
-                variance = np.full(cin, 1.0 - self.epsilon.get(node_id, 1e-3), np.float32)
-                w[node_id] = [np.ones(cin, np.float32), np.zeros(cin, np.float32)]
-                w[node_id] += [np.zeros(cin, np.float32), variance]
-            else:
-                w[node_id] = []
+            arrays = layers.get(node.type).initial_weights(node.params, cin, identity)
+            # noise on the kernels only (biases and BatchNorm statistics stay exact)
+            w[node_id] = [a + self.noise(a.shape) if a.ndim > 1 else a for a in arrays]
 
     def widen(self, graph: ArchitectureGraph, op: dict, w: Weights) -> None:
         old = graph.node(op["node"]).width
@@ -143,24 +130,27 @@ class _Transfer:
             m = np.asarray(area.maps[node_id])
             new_units = np.arange(len(m)) >= graph.shape(node_id)[-1]
             arrays = w[node_id]
-            # conv2d / dense: [kernel, bias]; sep_conv2d: [depthwise, pointwise, bias]
-            first = 1 if graph.node(node_id).type == "sep_conv2d" else 0
+            first = self.layout(graph, node_id).units_from  # the kernel; later arrays too
             for index in range(first, len(arrays)):
                 grown = arrays[index][..., m]
                 if index == first:
                     grown[..., new_units] += self.noise(grown[..., new_units].shape)
                 arrays[index] = grown
         for node_id, m in area.maps.items():
-            if graph.node(node_id).type == "batchnorm":
-                w[node_id] = [a[np.asarray(m)] for a in w[node_id]]
+            if self.layout(graph, node_id).channelwise:
+                w[node_id] = [a[..., np.asarray(m)] for a in w[node_id]]
         for node_id in area.consumers:  # input channels: copy, divide by copy count
             m = np.asarray(area.maps[graph.node(node_id).inputs[0]])
             scale = (1.0 / np.bincount(m)[m]).astype(np.float32)
             arrays = w[node_id]
-            if graph.node(node_id).type == "sep_conv2d":
-                arrays[0] = arrays[0][:, :, m, :]
-                arrays[1] = arrays[1][:, :, m, :] * scale[:, None]
-            elif arrays[0].ndim == 4:  # conv2d
-                arrays[0] = arrays[0][:, :, m, :] * scale[:, None]
-            else:  # dense, output
-                arrays[0] = arrays[0][m, :] * scale[:, None]
+            for index, axis, scaled in self.layout(graph, node_id).input_axes:
+                grown = np.take(arrays[index], m, axis=axis)
+                if scaled:
+                    shape = [1] * grown.ndim
+                    shape[axis] = -1
+                    grown = grown * scale.reshape(shape)
+                arrays[index] = grown
+
+    @staticmethod
+    def layout(graph: ArchitectureGraph, node_id: int) -> layers.WeightLayout:
+        return layers.get(graph.node(node_id).type).weights
