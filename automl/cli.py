@@ -1,4 +1,8 @@
-"""The `automl` command: `automl fit`, `automl predict` (and `automl benchmark`, when present)."""
+"""The `automl` command: `automl fit`, `automl predict` (and `automl benchmark`, when present).
+
+Every error automl reports on purpose is printed as one line, `automl: error: <message>`,
+with exit status 2 (as argparse does for bad arguments); no traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import os
 import sys
 import time
 
-from automl.errors import AutoMLError
+from automl.errors import AutoMLError, InputError
 
 _ESTIMATORS = {
     ("image", "classification"): "ImageClassifier",
@@ -62,22 +66,37 @@ def _load(args):
 
     sources = [s for s in (args.dataset, args.csv, args.npz) if s]
     if len(sources) != 1:
-        raise AutoMLError("Give exactly one of: a built-in dataset name, --csv FILE, --npz FILE.")
+        raise InputError("Give exactly one of: a built-in dataset name, --csv FILE, --npz FILE.")
     if args.csv:
         if not args.target:
-            raise AutoMLError("--csv needs --target COLUMN (the column to predict).")
+            raise InputError("--csv needs --target COLUMN (the column to predict).")
         return datasets.load_csv(args.csv, args.target, args.task)
     if args.npz:
         return datasets.load_npz(args.npz, args.task)
     return datasets.load_builtin(args.dataset)
 
 
+def _check_output_file(path: str | None, option: str) -> None:
+    """Refuse an output file that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise InputError(f"{option} {path!r} is a folder. Give a file name.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(
+            f"{option} {path!r} cannot be written: the folder {folder!r} does not exist."
+        )
+
+
 def fit(args) -> dict:
     import automl
-    from automl.export import save_model
+    from automl.export import check_model_path, save_model
 
     data = _load(args)
     name = os.path.splitext(os.path.basename(data.name))[0]
+    model_path = check_model_path(args.output or f"{name}.keras")  # before the search
+    _check_output_file(args.json, "--json")
     estimator = getattr(automl, _ESTIMATORS[data.kind, data.task])(
         strategy=args.strategy, max_trials=args.max_trials, time_limit=args.time_limit,
         epochs=args.epochs, directory=args.directory, project_name=name,
@@ -90,7 +109,7 @@ def fit(args) -> dict:
     summary = estimator.search_summary()
     metric = "accuracy" if data.task == "classification" else "mse"
     test_score = estimator.evaluate(data.x_test, data.y_test)[metric]
-    path = save_model(estimator, args.output or f"{name}.keras")
+    path = save_model(estimator, model_path)
     if not args.quiet:
         with_cols = [c for c in ("trial_id", "key", "params", "score", "epochs", "seconds",
                                  "status") if c in summary.columns]  # fmt: skip
@@ -106,17 +125,22 @@ def fit(args) -> dict:
 
 
 def predict(args) -> None:
-    import numpy as np
     import pandas as pd
 
+    from automl import datasets
     from automl.export import load_model, predict_with
 
+    _check_output_file(args.output, "--output")
     model, preprocessor, target = load_model(args.model)
     if args.data.endswith(".npz"):
-        with np.load(args.data, allow_pickle=False) as f:
-            x = f["x"] if "x" in f else f["x_test"]
+        arrays = datasets.read_npz(args.data)
+        if "x" not in arrays and "x_test" not in arrays:
+            raise InputError(
+                f"{args.data} must hold an array 'x' (or 'x_test'). Found: {sorted(arrays)}."
+            )
+        x = arrays["x"] if "x" in arrays else arrays["x_test"]
     else:
-        x = pd.read_csv(args.data)
+        x = datasets.read_csv(args.data)
         if preprocessor is not None and preprocessor.kind != "columns":
             x = x.to_numpy()
     predictions = predict_with(model, preprocessor, target, x)
@@ -130,6 +154,11 @@ def predict(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `automl` command on `argv` (default: `sys.argv[1:]`); returns the exit status.
+
+    0 on success, 2 for an error automl reports (one line on stderr, no traceback),
+    130 when interrupted. Bad arguments exit 2 through argparse.
+    """
     parser = argparse.ArgumentParser(prog="automl", description="Keras AutoML from the shell.")
     sub = parser.add_subparsers(dest="command", required=True)
     _fit_parser(sub)
@@ -149,9 +178,18 @@ def main(argv: list[str] | None = None) -> int:
             predict(args)
         else:
             args.func(args)
-    except (AutoMLError, FileNotFoundError) as err:
+    except KeyboardInterrupt:
+        print("automl: interrupted", file=sys.stderr)
+        return 130
+    except (AutoMLError, OSError) as err:
         print(f"automl: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if os.environ.get("AUTOML_DEBUG"):
+            raise
+        print(f"automl: error: unexpected {type(err).__name__}: {err} (this is a bug in automl; "
+              "set AUTOML_DEBUG=1 to see the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

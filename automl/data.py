@@ -9,6 +9,8 @@ is described by plain numbers here and turned into built-in Keras layers by
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -26,13 +28,21 @@ def _is_dataset(x) -> bool:
 
 
 def dataset_to_arrays(dataset) -> tuple[np.ndarray, np.ndarray | None]:
-    """Materialise a `tf.data.Dataset` of `(x, y)` (batched or not) as numpy arrays."""
+    """Materialise a `tf.data.Dataset` of `(x, y)` (batched or not) as numpy arrays.
+
+    Raises:
+        InputError: the dataset is empty or its elements are not tensors or (x, y) pairs.
+    """
     xs, ys = [], []
     spec = dataset.element_spec
     has_y = isinstance(spec, tuple) and len(spec) >= 2
-    batched = (spec[0] if has_y else spec).shape.rank not in (None, 0) and (
-        (spec[0] if has_y else spec).shape[0] is None
-    )
+    first = spec[0] if has_y else spec
+    if not hasattr(first, "shape") or (has_y and not hasattr(spec[1], "shape")):
+        raise InputError(
+            "The tf.data.Dataset must yield (x, y) pairs of tensors, or tensors x alone. "
+            f"Received elements of structure {spec}. Map it to (x, y) pairs first."
+        )
+    batched = first.shape.rank not in (None, 0) and first.shape[0] is None
     for element in dataset.as_numpy_iterator():
         x, y = (element[0], element[1]) if has_y else (element, None)
         xs.append(np.asarray(x))
@@ -44,18 +54,87 @@ def dataset_to_arrays(dataset) -> tuple[np.ndarray, np.ndarray | None]:
     return join(xs), (join(ys) if ys else None)
 
 
+def _as_array(value, name: str) -> np.ndarray:
+    """`value` as a numpy array of samples, or an `InputError` that says why not."""
+    if isinstance(value, (str, bytes, os.PathLike)):
+        raise InputError(
+            f"{name} must be data (an array, list, DataFrame or dataset), not a string. "
+            f"Received: {name}={value!r}. To use a file, load it first (numpy.load, "
+            "pandas.read_csv), or run `automl fit --csv FILE` / `--npz FILE`."
+        )
+    if hasattr(value, "toarray"):
+        raise InputError(
+            f"{name} is a sparse matrix ({type(value).__name__}); automl takes dense data. "
+            f"Pass {name}.toarray()."
+        )
+    try:
+        array = np.asarray(value)
+    except ValueError as err:
+        raise InputError(
+            f"{name} cannot be read as one array ({err}). Its rows must all have the same "
+            "shape: pad or crop them first."
+        ) from None
+    if array.ndim == 0:
+        raise InputError(
+            f"{name} must be a sequence of samples (an array, list, DataFrame or dataset). "
+            f"Received a single {type(value).__name__}: {name}={value!r}."
+        )
+    return array
+
+
+def missing_rows(y: np.ndarray) -> np.ndarray:
+    """Indices of the rows of `y` holding a missing value (None, NaN, pandas NA)."""
+    if len(y) == 0:
+        return np.zeros(0, dtype=int)
+    rows = y.reshape(len(y), -1)
+    if y.dtype.kind == "f":
+        return np.flatnonzero(np.isnan(rows).any(axis=1))
+    if y.dtype.kind == "O":
+        import pandas as pd
+
+        return np.flatnonzero(pd.isna(rows).any(axis=1))
+    return np.zeros(0, dtype=int)
+
+
+def check_targets(y, name: str = "y") -> np.ndarray:
+    """`y` as an array of targets, one per sample, with no missing value.
+
+    Raises:
+        InputError: `y` is a string, a single value, ragged, or has missing values.
+    """
+    y = y.to_numpy() if hasattr(y, "to_numpy") else _as_array(y, name)
+    missing = missing_rows(y)
+    if len(missing):
+        first = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise InputError(
+            f"{name} has {len(missing)} missing value(s) (None or NaN), in rows [{first}]. "
+            "Drop those rows, or fill in their targets."
+        )
+    return y
+
+
 def to_arrays(x, y=None):
-    """Accept numpy, pandas, lists or tf.data; return (x, y) with x an array or DataFrame."""
+    """Accept numpy, pandas, lists or tf.data; return (x, y) with x an array or DataFrame.
+
+    Raises:
+        InputError: x or y cannot be used as data (see `check_targets` for y).
+    """
+    if x is None:
+        raise InputError(
+            "x is None. Pass the inputs: a numpy array, a pandas DataFrame, or a "
+            "tf.data.Dataset of (x, y) pairs."
+        )
     if _is_dataset(x):
         if y is not None:
             raise InputError(
                 "When x is a tf.data.Dataset it must yield (x, y) pairs; do not pass y as well."
             )
-        return dataset_to_arrays(x)
+        x, y = dataset_to_arrays(x)
+        return x, (None if y is None else check_targets(y))
     if not _is_dataframe(x):
-        x = np.asarray(x)
+        x = _as_array(x, "x")
     if y is not None:
-        y = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+        y = check_targets(y)
     return x, y
 
 
@@ -72,41 +151,96 @@ class TargetEncoder:
 
     @classmethod
     def fit(cls, y, task: str) -> TargetEncoder:
-        y = np.asarray(y)
+        """The encoding of targets `y` for `task` ("classification" or "regression").
+
+        Raises:
+            InputError: the targets cannot be used for the task.
+        """
+        y = check_targets(y)
+        if y.ndim > 2:
+            raise InputError(
+                "Targets must be one value per sample (1-D) or one row per sample (2-D). "
+                f"Received: y.shape={y.shape}."
+            )
         if task == "classification":
-            if y.ndim == 2 and y.shape[1] > 1:
-                if not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
-                    raise InputError(
-                        "2-D classification labels must be one-hot (one 1 per row). "
-                        f"Received: y.shape={y.shape} with other values."
-                    )
-                return cls(task, list(range(y.shape[1])), one_hot=True)
-            y = y.reshape(-1)
-            if y.dtype.kind == "f" and np.isnan(y).any():
-                raise InputError("The labels contain NaN. Drop those rows or fill the labels.")
-            classes = np.unique(y)
-            if len(classes) < 2:
-                raise InputError(
-                    f"Classification needs at least 2 classes. Received: {len(classes)} class "
-                    f"({classes.tolist()}). Use a regressor for continuous targets."
-                )
-            return cls(task, classes.tolist())
-        y = y.astype("float64").reshape(len(y), -1)
+            return cls._fit_classes(y)
+        try:
+            y = y.astype("float64").reshape(len(y), -1)
+        except (TypeError, ValueError):
+            example = y.reshape(-1).tolist()[0]
+            raise InputError(
+                f"Regression targets must be numbers. Received: dtype={y.dtype}, for example "
+                f"{example!r}. Use a classifier for labels."
+            ) from None
         if not np.isfinite(y).all():
             raise InputError("Regression targets must be finite numbers. Found NaN or inf in y.")
         std = y.std(axis=0)
         return cls(task, mean=y.mean(axis=0).tolist(), std=np.where(std > 0, std, 1).tolist())
+
+    @classmethod
+    def _fit_classes(cls, y: np.ndarray) -> TargetEncoder:
+        if y.ndim == 2 and y.shape[1] > 1:
+            if not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
+                raise InputError(
+                    "2-D classification labels must be one-hot (one 1 per row). "
+                    f"Received: y.shape={y.shape} with other values."
+                )
+            return cls("classification", list(range(y.shape[1])), one_hot=True)
+        y = y.reshape(-1)
+        try:
+            classes = np.unique(y)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in y.tolist()})
+            raise InputError(
+                f"The labels mix types ({', '.join(kinds)}). Give every label the same type, "
+                "for example y.astype(str)."
+            ) from None
+        if len(classes) < 2:
+            raise InputError(
+                f"Classification needs at least 2 classes. Received: {len(classes)} class "
+                f"({classes.tolist()}). Use a regressor for continuous targets."
+            )
+        return cls("classification", classes.tolist())
 
     @property
     def n_outputs(self) -> int:
         return len(self.classes) if self.task == "classification" else len(self.mean)
 
     def encode(self, y) -> np.ndarray:
-        y = np.asarray(y)
+        """Targets in the user's space -> what the model trains on.
+
+        Raises:
+            InputError: y is missing, has missing values, or holds an unseen label.
+        """
+        if y is None:
+            raise InputError("Targets are needed here: pass y, or a dataset of (x, y) pairs.")
+        y = check_targets(y)
         if self.task == "regression":
-            return y.astype("float32").reshape(len(y), -1)
+            try:
+                y = y.astype("float32").reshape(len(y), -1)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"Regression targets must be numbers. Received: dtype={y.dtype}."
+                ) from None
+            if y.shape[1] != len(self.mean):
+                raise InputError(
+                    f"Expected {len(self.mean)} target value(s) per sample as in fit. "
+                    f"Received: y.shape={y.shape}."
+                )
+            return y
+        width = y.shape[1] if y.ndim == 2 else 1
         if self.one_hot:
+            if y.ndim != 2 or width != len(self.classes):
+                raise InputError(
+                    f"fit saw one-hot labels of {len(self.classes)} classes; pass labels of "
+                    f"that form here too. Received: y.shape={y.shape}."
+                )
             return y.argmax(axis=1).astype("int32")
+        if y.ndim > 2 or width > 1:
+            raise InputError(
+                f"fit saw one label per sample; pass labels of that form here too. "
+                f"Received: y.shape={y.shape}."
+            )
         index = {c: i for i, c in enumerate(self.classes)}
         try:
             return np.array([index[v] for v in y.reshape(-1).tolist()], dtype="int32")
@@ -125,6 +259,17 @@ class TargetEncoder:
 
 
 # --------------------------------------------------------------------- inputs
+def _check_column_names(frame) -> None:
+    """Refuse a DataFrame whose column names repeat (also once written as strings)."""
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(
+            f"The DataFrame has duplicated column names: {repeated}. Give every column its "
+            "own name, for example frame.columns = [...]."
+        )
+
+
 def _safe_name(name, used: set) -> str:
     base = re.sub(r"[^0-9A-Za-z_]", "_", str(name)).strip("_") or "col"
     if base[0].isdigit():
@@ -151,7 +296,12 @@ class Preprocessor:
     # -------------------------------------------------------------- fitting
     @classmethod
     def fit_images(cls, x) -> Preprocessor:
-        x = np.asarray(x)
+        """The image preprocessing of `x` (samples, H, W[, C]).
+
+        Raises:
+            InputError: x is not a finite numeric array of images.
+        """
+        x = _as_array(x, "x")
         if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 2, 3, 4)):
             raise InputError(
                 "Images must be an array of shape (samples, H, W) or (samples, H, W, C) "
@@ -172,9 +322,14 @@ class Preprocessor:
 
     @classmethod
     def fit_table(cls, x) -> Preprocessor:
+        """The table preprocessing of `x` (a 2-D array or a DataFrame).
+
+        Raises:
+            InputError: x is not 2-D, has no columns, or has duplicated column names.
+        """
         if _is_dataframe(x):
             return cls._fit_columns(x)
-        x = np.asarray(x)
+        x = _as_array(x, "x")
         if x.ndim == 1:
             raise InputError(
                 "Structured data must be 2-D (samples, features). Received a 1-D array; "
@@ -182,6 +337,8 @@ class Preprocessor:
             )
         if x.ndim != 2:
             raise InputError(f"Structured data must be 2-D. Received: x.shape={x.shape}.")
+        if x.shape[1] == 0:
+            raise InputError(f"Structured data needs at least one feature. Received: {x.shape=}.")
         if x.dtype.kind not in "uifb":
             import pandas as pd
 
@@ -195,6 +352,7 @@ class Preprocessor:
 
     @classmethod
     def _fit_columns(cls, frame) -> Preprocessor:
+        _check_column_names(frame)
         used: set = set()
         columns, width = [], 0
         for name in frame.columns:
@@ -220,40 +378,68 @@ class Preprocessor:
 
     # -------------------------------------------------------------- transform
     def transform(self, x):
-        """Raw user input -> what the model's inputs take (arrays, or a dict for columns)."""
-        if self.kind == "columns":
-            import pandas as pd
+        """Raw user input -> what the model's inputs take (arrays, or a dict for columns).
 
-            frame = x if _is_dataframe(x) else pd.DataFrame(np.asarray(x, dtype=object))
-            if not _is_dataframe(x):
-                frame.columns = [c["name"] for c in self.columns][: frame.shape[1]]
-            frame.columns = [str(c) for c in frame.columns]
-            missing = [c["name"] for c in self.columns if c["name"] not in frame.columns]
-            if missing:
-                raise InputError(f"Columns missing from the input: {missing}.")
-            out = {}
-            for c in self.columns:
-                col = frame[c["name"]]
-                if c["kind"] == "numeric":
-                    values = pd.to_numeric(col, errors="coerce").to_numpy(
-                        "float32", na_value=np.nan
-                    )
-                    out[c["input"]] = np.where(np.isfinite(values), values, c["fill"])[:, None]
-                else:
-                    out[c["input"]] = (
-                        col.astype(str).where(col.notna(), "").to_numpy(object)[:, None]
-                    )
-            return out
-        x = np.asarray(x)
+        Raises:
+            InputError: x has no samples, or does not have the form seen in fit.
+        """
+        if not _is_dataframe(x):
+            x = _as_array(x, "x")
+        if len(x) == 0:
+            raise InputError(f"x has 0 samples (x.shape={x.shape}). Pass at least one sample.")
+        if self.kind == "columns":
+            return self._transform_columns(x)
+        if _is_dataframe(x):
+            x = x.to_numpy()
         if list(x.shape[1:]) != list(self.raw_shape):
             raise InputError(
                 f"Expected inputs of shape (samples, {', '.join(map(str, self.raw_shape))}) as in "
                 f"fit. Received: x.shape={x.shape}."
             )
         if self.kind == "table":
-            x = x.astype("float32")
+            try:
+                x = x.astype("float32")
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"The features were numbers in fit. Received: dtype={x.dtype}."
+                ) from None
             return np.where(np.isfinite(x), x, np.asarray(self.mean, dtype="float32"))
+        if x.dtype.kind not in "uif" or not np.isfinite(x).all():
+            raise InputError(
+                "Images must be finite numbers, as in fit. "
+                f"Received: dtype={x.dtype}{', with NaN or inf' if x.dtype.kind == 'f' else ''}."
+            )
         return x.astype("float32")
+
+    def _transform_columns(self, x) -> dict:
+        import pandas as pd
+
+        names = [c["name"] for c in self.columns]
+        if _is_dataframe(x):
+            frame = x.copy(deep=False)
+        else:
+            if x.ndim != 2 or x.shape[1] != len(names):
+                raise InputError(
+                    f"Expected a DataFrame, or a 2-D array of {len(names)} columns {names}, "
+                    f"as in fit. Received: x.shape={x.shape}."
+                )
+            frame = pd.DataFrame(x.astype(object), columns=names)
+        _check_column_names(frame)
+        frame.columns = [str(c) for c in frame.columns]
+        missing = [name for name in names if name not in frame.columns]
+        if missing:
+            raise InputError(
+                f"Columns missing from the input: {missing}. fit saw the columns {names}."
+            )
+        out = {}
+        for c in self.columns:
+            col = frame[c["name"]]
+            if c["kind"] == "numeric":
+                values = pd.to_numeric(col, errors="coerce").to_numpy("float32", na_value=np.nan)
+                out[c["input"]] = np.where(np.isfinite(values), values, c["fill"])[:, None]
+            else:
+                out[c["input"]] = col.astype(str).where(col.notna(), "").to_numpy(object)[:, None]
+        return out
 
     def normalise_images(self, x) -> np.ndarray:
         """What the image preprocessing layers compute, in numpy (for the cell supernet)."""
@@ -291,27 +477,53 @@ class Preprocessor:
 
 
 def split_validation(x, y, validation_split: float, stratify: bool, seed: int):
-    """Hold out `validation_split` of (x, y); stratified by label for classification."""
+    """Hold out `validation_split` of (x, y); stratified by label for classification.
+
+    Stratification is dropped when some class has too few samples for it.
+
+    Raises:
+        InputError: validation_split is not a fraction, or leaves either part empty.
+    """
     from sklearn.model_selection import train_test_split
 
-    if not 0 < validation_split < 1:
+    number = isinstance(validation_split, (int, float, np.number))
+    if isinstance(validation_split, bool) or not number or not 0 < validation_split < 1:
         raise InputError(
-            f"validation_split must be between 0 and 1. Received: validation_split={validation_split}."
+            "validation_split must be a number between 0 and 1 (exclusive). "
+            f"Received: validation_split={validation_split!r}."
         )
     n = len(y)
+    n_val = math.ceil(validation_split * n)
+    if n_val < 1 or n - n_val < 1:
+        raise InputError(
+            f"validation_split={validation_split} leaves {n - n_val} of {n} samples for training "
+            f"and {n_val} for validation; both need at least one. Pass more samples, another "
+            "validation_split, or validation_data."
+        )
     labels = y if stratify and y.ndim == 1 else None
-    if labels is not None and np.bincount(labels).min() < 2:
-        labels = None
-    idx_train, idx_val = train_test_split(
+    if labels is not None:
+        counts = np.bincount(labels)
+        counts = counts[counts > 0]
+        if counts.min() < 2 or len(counts) > min(n_val, n - n_val):
+            labels = None  # too few samples of some class to stratify: split at random
+    return train_test_split(
         np.arange(n), test_size=validation_split, random_state=seed, stratify=labels
     )
-    return idx_train, idx_val
 
 
 def as_dataset(inputs, y=None, batch_size: int = 256, shuffle_seed: int | None = None):
-    """A batched `tf.data.Dataset` of model inputs (and targets); strings travel as tf.string."""
+    """A batched `tf.data.Dataset` of model inputs (and targets); strings travel as tf.string.
+
+    Raises:
+        InputError: inputs and targets have different numbers of samples.
+    """
     import tensorflow as tf
 
+    if y is not None and n_samples(inputs) != len(y):
+        raise InputError(
+            "x and y have different numbers of samples. Received: "
+            f"len(x)={n_samples(inputs)}, len(y)={len(y)}."
+        )
     ds = tf.data.Dataset.from_tensor_slices(inputs if y is None else (inputs, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(min(n_samples(inputs), 10_000), seed=shuffle_seed,

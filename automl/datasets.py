@@ -32,12 +32,23 @@ class Split:
 
 
 def split(name: str, kind: str, task: str, x, y) -> Split:
-    """20% held out, stratified for classification, random_state 0."""
+    """20% held out, stratified for classification when every class allows it, random_state 0.
+
+    Raises:
+        InputError: there are too few samples to hold any out.
+    """
     from sklearn.model_selection import train_test_split
 
-    stratify = y if task == "classification" and np.unique(y).size < len(y) // 2 else None
+    if len(y) < 5:
+        raise InputError(
+            f"{name} has {len(y)} samples; automl needs at least 5 (20% are held out for the "
+            "test score). Add samples."
+        )
+    _, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
+    n_test = int(np.ceil(TEST_SIZE * len(y)))
+    stratify = task == "classification" and counts.min() >= 2 and len(counts) <= n_test
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_SIZE, random_state=0,
-                                              stratify=stratify)  # fmt: skip
+                                              stratify=y if stratify else None)  # fmt: skip
     return Split(name, kind, task, x_tr, y_tr, x_te, y_te)
 
 
@@ -65,25 +76,50 @@ def infer_task(y) -> str:
 
 
 def load_csv(path: str, target: str, task: str = "auto") -> Split:
-    """A CSV file with a target column; the other columns are features."""
-    import pandas as pd
+    """A CSV file with a target column; the other columns are features.
 
-    frame = pd.read_csv(path)
+    Rows without a target are dropped.
+
+    Raises:
+        InputError: the file cannot be read, or has no such target column or no features.
+    """
+    frame = read_csv(path)
     if target not in frame.columns:
         raise InputError(
             f"Column {target!r} is not in {path}. Columns: {list(frame.columns)}. "
             "Pass the target with --target."
         )
+    if frame.shape[1] < 2:
+        raise InputError(f"{path} has only the target column {target!r}; it needs features too.")
     frame = frame[frame[target].notna()]
     y = frame.pop(target).to_numpy()
     task = infer_task(y) if task == "auto" else task
     return split(path, "table", task, frame, y)
 
 
+def read_csv(path: str):
+    """A CSV file as a pandas DataFrame.
+
+    Raises:
+        InputError: the file is missing or is not a CSV file.
+    """
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"No such CSV file: {path!r}. Check the path.") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"Cannot read {path!r} as a CSV file: {err}") from None
+
+
 def load_npz(path: str, task: str = "auto") -> Split:
-    """An .npz file with arrays x and y, or x_train, y_train, x_test, y_test."""
-    with np.load(path, allow_pickle=False) as f:
-        arrays = dict(f)
+    """An .npz file with arrays x and y, or x_train, y_train, x_test, y_test.
+
+    Raises:
+        InputError: the file cannot be read, or does not hold those arrays.
+    """
+    arrays = read_npz(path)
     if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
         x_tr, y_tr, x_te, y_te = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
         kind = "image" if x_tr.ndim >= 3 else "table"
@@ -97,3 +133,33 @@ def load_npz(path: str, task: str = "auto") -> Split:
     x, y = arrays["x"], arrays["y"]
     task = infer_task(y) if task == "auto" else task
     return split(path, "image" if x.ndim >= 3 else "table", task, x, y)
+
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file (object arrays are refused: they would run pickled code).
+
+    Raises:
+        InputError: the file is missing, is not an .npz file, or holds object arrays.
+    """
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"No such .npz file: {path!r}. Check the path.") from None
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(
+            f"Cannot read {path!r} as an .npz file of numeric or string arrays ({err}). "
+            "Write it with numpy.savez, without object arrays."
+        ) from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise InputError(
+            f"{path!r} holds a single array, not an .npz archive. Save the arrays with "
+            "numpy.savez(path, x=x, y=y)."
+        )
+    try:
+        with loaded:
+            return dict(loaded)
+    except ValueError as err:  # an object array inside the archive
+        raise InputError(
+            f"Cannot read the arrays of {path!r} ({err}). Save numeric or string arrays, "
+            "not object arrays."
+        ) from None

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 
-from automl.data import Preprocessor, TargetEncoder, as_dataset, to_arrays
+from automl.data import Preprocessor, TargetEncoder, as_dataset, n_samples, to_arrays
+from automl.errors import InputError
 
 SIDECAR = ".automl.json"
 
@@ -28,41 +30,115 @@ def _plain(value):
     return value
 
 
-def save_model(estimator, path: str) -> str:
-    """Save a fitted estimator's model as `.keras` plus its sidecar JSON; returns `path`."""
-    if not str(path).endswith(".keras"):
-        raise ValueError(f"The model path must end in '.keras'. Received: {path!r}.")
-    estimator.export_model().save(path)
+def check_model_path(path) -> str:
+    """`path` as a string, once it is sure a model can be saved there.
+
+    Call it before a search, so a bad path fails before the training, not after.
+
+    Raises:
+        InputError: the path does not end in `.keras`, is a folder, or its folder is
+            missing or not writable.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"The model path must be a file name. Received: {path!r}.")
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise InputError(
+            f"The model path must end in '.keras' (the Keras model format). Received: {path!r}."
+        )
+    if os.path.isdir(path):
+        raise InputError(f"The model path {path!r} is a folder. Give a file name ending in .keras.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(
+            f"The folder {folder!r} does not exist, so the model cannot be saved to {path!r}. "
+            "Create the folder first, or choose another path."
+        )
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"The folder {folder!r} is not writable. Choose another model path.")
+    return path
+
+
+def save_model(estimator, path) -> str:
+    """Save a fitted estimator's model as `.keras` plus its sidecar JSON; returns `path`.
+
+    Raises:
+        InputError: the path cannot take a model (see `check_model_path`), or
+            `estimator` is not an automl estimator.
+        NotFittedError: the estimator is not fitted.
+    """
+    path = check_model_path(path)
+    if not hasattr(estimator, "export_model"):
+        raise InputError(
+            "save_model takes a fitted automl estimator. Received: "
+            f"{type(estimator).__name__}. Save a keras.Model with model.save(path)."
+        )
+    model = estimator.export_model()
     info = {
         "estimator": type(estimator).__name__,
         "preprocessor": _plain(dataclasses.asdict(estimator.preprocessor_)),
         "target": _plain(dataclasses.asdict(estimator.target_)),
     }
-    with open(str(path) + SIDECAR, "w") as f:
-        json.dump(info, f)
-    return str(path)
+    try:
+        model.save(path)
+        with open(path + SIDECAR, "w") as f:
+            json.dump(info, f)
+    except OSError as err:
+        raise InputError(f"Cannot write the model to {path!r}: {err}") from None
+    return path
 
 
-def load_model(path: str):
-    """(keras model, Preprocessor or None, TargetEncoder or None) for a saved model."""
-    import os
+def load_model(path):
+    """(keras model, Preprocessor or None, TargetEncoder or None) for a saved model.
 
+    Raises:
+        InputError: the file is missing or is not a Keras model, or its sidecar is damaged.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"The model path must be a file name. Received: {path!r}.")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"No model file at {path!r}. Pass the .keras file `automl fit` wrote.")
     import keras
 
     import automl.cells  # noqa: F401  (registers the cell layers, if a cell model is loaded)
 
-    model = keras.models.load_model(path)
-    sidecar = str(path) + SIDECAR
+    try:
+        model = keras.models.load_model(path)
+    except Exception as err:  # Keras reports bad files with many exception types
+        raise InputError(
+            f"Cannot load {path!r} as a Keras model ({type(err).__name__}: {err}). Pass a "
+            ".keras file saved by automl or keras."
+        ) from None
+    sidecar = path + SIDECAR
     if not os.path.exists(sidecar):
         return model, None, None
-    with open(sidecar) as f:
-        info = json.load(f)
-    return model, Preprocessor(**info["preprocessor"]), TargetEncoder(**info["target"])
+    try:
+        with open(sidecar) as f:
+            info = json.load(f)
+        return model, Preprocessor(**info["preprocessor"]), TargetEncoder(**info["target"])
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise InputError(
+            f"The sidecar {sidecar!r} of the model is damaged ({type(err).__name__}: {err}). "
+            "Save the model again, or delete the sidecar to get raw model outputs."
+        ) from None
 
 
 def predict_with(model, preprocessor, target, x) -> np.ndarray:
-    """Predictions of a loaded model on raw `x`, decoded to labels when the sidecar is known."""
+    """Predictions of a loaded model on raw `x`, decoded to labels when the sidecar is known.
+
+    Raises:
+        InputError: x does not fit the model's inputs.
+    """
     x, _ = to_arrays(x)
-    inputs = preprocessor.transform(x) if preprocessor is not None else x
-    out = np.asarray(model.predict(as_dataset(inputs), verbose=0))
+    if preprocessor is not None:
+        inputs = preprocessor.transform(x)
+    else:
+        inputs = np.asarray(x)
+        if n_samples(inputs) == 0:
+            raise InputError(f"x has 0 samples (x.shape={inputs.shape}). Pass at least one.")
+    try:
+        out = np.asarray(model.predict(as_dataset(inputs), verbose=0))
+    except ValueError as err:
+        raise InputError(f"The model cannot take these inputs: {err}") from None
     return target.decode(out) if target is not None else out

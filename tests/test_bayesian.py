@@ -40,13 +40,50 @@ def test_annealing_search_returns_an_unseen_neighbour_of_a_trained_root():
     assert proposal.parent in history[1:]  # the trained root the search grew it from
 
 
-@pytest.mark.parametrize("acquisition", ["ei", "ucb"])
-def test_proposals_are_reproducible_for_a_seed(acquisition):
-    space, history = NB201Space(), _history(12)
-    strategy = BayesianOptimization(acquisition=acquisition, n_initial=5)
-    keys = [space.key(strategy.propose(space, history, np.random.default_rng(7)).arch)
-            for _ in range(2)]  # fmt: skip
-    assert keys[0] == keys[1]
+def test_gp_posterior_mean_interpolates_the_observed_scores():
+    space, history = NB201Space(), _history(15, seed=1)
+    y = np.array([o.score for o in history])
+    gp = BayesianOptimization(floor_quantile=0.0).fit_gp(space, history)
+    mu, sd = gp.predict([space.to_graph(o.arch) for o in history], return_std=True)
+    np.testing.assert_allclose(mu, y, atol=0.01 * y.std())  # the scores are noise-free
+    assert sd.max() < 0.05 * y.std()
+
+
+class _FixedGP:
+    """A stand-in GP with given posterior means and standard deviations."""
+
+    def __init__(self, mu, sigma):
+        self.mu, self.sigma = np.asarray(mu, float), np.asarray(sigma, float)
+
+    def predict(self, graphs, return_std=False):
+        return (self.mu, self.sigma) if return_std else self.mu
+
+
+def test_acquisitions_prefer_higher_means_and_more_uncertainty():
+    from scipy.stats import norm
+
+    ei = BayesianOptimization(acquisition="ei")
+    values = ei.acquire(_FixedGP([1.0, 2.0, 2.0], [0.5, 0.5, 1.0]), [None] * 3, best=1.5)
+    assert values[0] < values[1] < values[2]
+    z = (2.0 - 1.5) / 0.5
+    assert values[1] == pytest.approx(0.5 * norm.cdf(z) + 0.5 * norm.pdf(z))
+    ucb = BayesianOptimization(acquisition="ucb", beta=2.0)
+    values = ucb.acquire(_FixedGP([1.0, 2.0, 2.0], [0.5, 0.5, 1.0]), [None] * 3, best=1.5)
+    np.testing.assert_allclose(values, [2.0, 3.0, 4.0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_proposal_follows_the_history(seed):
+    space, history = NB201Space(), _history(15, seed=seed)
+    best = max(history, key=lambda o: o.score)
+    strategy = BayesianOptimization(n_initial=5)
+    proposal = strategy.propose(space, history, np.random.default_rng(0))
+    assert proposal.parent is best  # grown from the best trained cell
+    assert _score(proposal.arch) > best.score  # and better than every cell seen
+    flipped = [Observation(o.arch, -o.score, o.trial_id) for o in history]
+    other = strategy.propose(space, flipped, np.random.default_rng(0))
+    assert space.key(other.arch) != space.key(proposal.arch)
+    assert other.parent is max(flipped, key=lambda o: o.score)
 
 
 def test_a_rebuilt_strategy_proposes_the_same_after_a_resume():

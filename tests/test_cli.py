@@ -51,3 +51,24 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "--target" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["nonsense"])
+
+
+def test_cli_unexpected_errors_and_interrupts_print_one_line(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr(cli, "fit", broken)
+    assert cli.main(["fit", "iris"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("automl: error: unexpected RuntimeError: something broke")
+    assert "AUTOML_DEBUG=1" in err and "Traceback" not in err
+    monkeypatch.setenv("AUTOML_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="something broke"):
+        cli.main(["fit", "iris"])
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "fit", interrupted)
+    assert cli.main(["fit", "iris"]) == 130
+    assert capsys.readouterr().err == "automl: interrupted\n"

@@ -154,9 +154,15 @@ def test_edit_distance_by_hand():
     assert edit_distance(a, b) == pytest.approx(2.0)
     deeper = mlp((5,), 1, width=16, layers=3)
     assert edit_distance(mlp((5,), 1, width=16, layers=2), deeper) == pytest.approx(3.0)
-    # one skip in each stage of a resnet, none in a chain: 2 unmatched skips
-    plain = resnet_cnn((8, 8, 1), 10)
-    assert edit_distance(plain, plain, skip_weight=0.0) == 0.0
+    # one skip in each stage of a resnet, none in the same chain without them: 2 unmatched
+    # skips, each costing 1, and no layer edit
+    resnet = as_labelled(resnet_cnn((8, 8, 1), 10))
+    chain = LabelledGraph("resnet-without-skips", resnet.labels,
+                          tuple(ins[-1:] for ins in resnet.inputs), resnet.widths)  # fmt: skip
+    assert resnet.labels.count("add") == 2 and len(structure(chain)[2]) == 0
+    assert edit_distance(resnet, chain) == pytest.approx(2.0)
+    assert edit_distance(chain, resnet, skip_weight=0.5) == pytest.approx(1.0)
+    assert edit_distance(resnet, chain, skip_weight=0.0) == 0.0
     D = distance_matrix(seed_graphs())
     np.testing.assert_allclose(D, D.T)
     assert np.all(np.diag(D) == 0) and np.all(D[~np.eye(len(D), dtype=bool)] > 0)

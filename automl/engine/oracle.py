@@ -5,7 +5,12 @@ string in the trial's hyperparameter values, so keras-tuner's own trial files ar
 the whole search state: reopening the directory with `overwrite=False` rebuilds
 everything, and trials that were running when the process died go back on the
 queue. Proposals draw from `np.random.default_rng([seed, trial_number])`, so the
-same seed proposes the same architectures.
+same seed proposes the same architectures. Strategies get the architectures of
+running and failed trials as `pending`, so they propose neither again.
+
+keras-tuner stops a search after `max_consecutive_failed_trials` failed trials in a
+row; the oracle reports that as a `SearchError` naming the last failure, raised once
+the failed trial is recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from automl.errors import SearchError
 from automl.search.base import Observation, SearchSpace, Strategy
 
 ARCH = "architecture"
@@ -32,23 +38,28 @@ class StrategyOracle(keras_tuner.Oracle):
         max_trials: number of trials in all (finished ones from a resumed search count).
         seed: seed of the proposals.
         time_limit: seconds after `start_clock()` past which no new trial starts.
+        max_consecutive_failed_trials: failed trials in a row that stop the search.
     """
 
     def __init__(self, strategy: Strategy, space: SearchSpace, objective, max_trials: int,
-                 seed: int = 0, time_limit: float | None = None):  # fmt: skip
+                 seed: int = 0, time_limit: float | None = None,
+                 max_consecutive_failed_trials: int = 3):  # fmt: skip
         super().__init__(objective=objective, max_trials=max_trials, seed=seed + 1,
-                         max_consecutive_failed_trials=3)  # fmt: skip
+                         max_consecutive_failed_trials=max_consecutive_failed_trials)  # fmt: skip
         self.strategy = strategy
         self.space = space
         self.search_seed = seed
         self.time_limit = time_limit
         self.deadline: float | None = None
         self.verbose = 0  # automl prints its own progress
+        self._last_failure: str | None = None
 
     def start_clock(self) -> None:
+        """Start the time limit (no-op without one)."""
         self.deadline = time.time() + self.time_limit if self.time_limit else None
 
     def time_left(self) -> float:
+        """Seconds before the time limit (inf without one or before `start_clock`)."""
         return float("inf") if self.deadline is None else self.deadline - time.time()
 
     def _sign(self) -> float:
@@ -57,26 +68,71 @@ class StrategyOracle(keras_tuner.Oracle):
     def observations(self) -> list[Observation]:
         """Finished trials in trial order, with scores turned higher-is-better."""
         out = []
-        for trial_id in sorted(self.trials):
+        for trial_id in sorted(self.trials, key=trial_order):
             trial = self.trials[trial_id]
             if trial.status == trial_module.TrialStatus.COMPLETED and trial.score is not None:
                 arch = self.space.loads(trial.hyperparameters.values[ARCH])
                 out.append(Observation(arch, self._sign() * float(trial.score), trial_id))
         return out
 
+    def pending(self) -> list:
+        """Architectures not to propose again: those of running and of failed trials."""
+        failed = [t for t in self.trials.values() if t.status == trial_module.TrialStatus.FAILED]
+        trials = [
+            *self.ongoing_trials.values(),
+            *sorted(failed, key=lambda t: trial_order(t.trial_id)),
+        ]
+        return [self.space.loads(t.hyperparameters.values[ARCH]) for t in trials]
+
     def populate_space(self, trial_id: str) -> dict:
+        """The next trial's values: the strategy's architecture (JSON) and its parent's id.
+
+        STOPPED once the time limit has passed. The strategy gets the finished trials,
+        `pending()`, and a generator seeded by the search seed and the trial number.
+        """
         if self.time_left() <= 0:
             return {"status": trial_module.TrialStatus.STOPPED}
-        pending = [
-            self.space.loads(t.hyperparameters.values[ARCH]) for t in self.ongoing_trials.values()
-        ]
+        pending = self.pending()
         rng = np.random.default_rng([self.search_seed, len(self.trials)])
         proposal = self.strategy.propose(self.space, self.observations(), rng, pending)
         parent = proposal.parent.trial_id if proposal.parent is not None else ""
-        values = {ARCH: self.space.dumps(proposal.arch), PARENT: parent or "",
+        values = {ARCH: self.space.dumps(proposal.arch), PARENT: parent,
                   "strategy": self.strategy.name}  # fmt: skip
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def end_trial(self, trial, *args, **kwargs) -> None:
+        """Record a finished trial; raise `SearchError` if too many failed in a row."""
+        self._last_failure = None
+        super().end_trial(trial, *args, **kwargs)
+        self.save()  # keras-tuner saves before it drops the trial from the running ones
+        if self._last_failure is not None:
+            raise SearchError(
+                f"{self.max_consecutive_failed_trials} trials in a row failed, so the search "
+                f"stopped. The last one failed with: {self._last_failure}. Each trial's "
+                f"message is in its trial.json under {self._project_dir}."
+            )
+
+    def _check_consecutive_failures(self) -> None:
+        """Note (not raise) a run of failed trials at the end, so the trial is saved first.
+
+        Only the trailing run counts: failures before a completed trial are forgiven.
+        """
+        failed = []
+        for trial_id in reversed(self.end_order):
+            if self.trials[trial_id].status != trial_module.TrialStatus.FAILED:
+                break
+            failed.append(trial_id)
+        limit = self.max_consecutive_failed_trials
+        if failed and limit and len(failed) >= limit:
+            message = self.trials[failed[0]].message or ""
+            lines = [line.strip() for line in message.splitlines() if line.strip()]
+            self._last_failure = lines[-1] if lines else "no message"
 
     def reload(self):
         super().reload()
         self.verbose = 0
+
+
+def trial_order(trial_id: str) -> tuple:
+    """Sort key of trial ids by trial number ("9" before "10", whatever the zero padding)."""
+    return (int(trial_id), trial_id) if trial_id.isdigit() else (float("inf"), trial_id)

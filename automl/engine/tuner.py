@@ -5,7 +5,10 @@ The tuner only runs trials. It builds the Keras model with the task's `build_fn`
 saved weights, trains with early stopping inside compiled Keras steps on
 `tf.data` input, saves the best weights in the trial's directory and reports the
 score: the validation metric of the epoch whose weights are kept (early stopping
-restores the best epoch, so the score describes the saved model).
+restores the best epoch, so the score describes the saved model; with a fixed
+number of epochs the kept epoch is the last). A trial whose score is not finite
+(training diverged) raises keras-tuner's `FailedTrialError`: keras-tuner records
+it as FAILED, with the reason as its message, and the search goes on.
 """
 
 from __future__ import annotations
@@ -13,25 +16,19 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from collections.abc import Callable
 
 import keras
 import numpy as np
 from keras_tuner.engine import base_tuner
+from keras_tuner.errors import FailedTrialError
 
-from automl.graph.architecture import ArchitectureGraph
 from automl.engine.oracle import ARCH, PARENT, StrategyOracle
+from automl.graph.architecture import ArchitectureGraph
+from automl.training import load_weights
 
 WEIGHTS_FILE = "model.weights.h5"
 SUMMARY_FILE = "summary.json"
-
-
-def _load_weights(model: keras.Model, path: str) -> None:
-    """Load saved weights; the fresh optimizer's state is rebuilt, so its warning is noise."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model.load_weights(path)
 
 
 class _Deadline(keras.callbacks.Callback):
@@ -91,7 +88,7 @@ class GraphTuner(base_tuner.BaseTuner):
     def load_model(self, trial) -> keras.Model:
         """The trained model of a finished trial."""
         model = self.build_fn(self.trial_graph(trial.trial_id))
-        _load_weights(model, self.weights_path(trial.trial_id))
+        load_weights(model, self.weights_path(trial.trial_id))
         return model
 
     # ------------------------------------------------------------------ trials
@@ -103,12 +100,17 @@ class GraphTuner(base_tuner.BaseTuner):
 
         parent_graph = self.trial_graph(parent_id)
         parent = self.build_fn(parent_graph)
-        _load_weights(parent, self.weights_path(parent_id))
+        load_weights(parent, self.weights_path(parent_id))
         rng = np.random.default_rng([self.oracle.search_seed, int(trial_id)])
         inherit_weights(parent, parent_graph, model, graph, noise_std=self.noise_std, rng=rng)
         return model, parent_id
 
     def run_trial(self, trial, train_data, validation_data):
+        """Train the trial's model and save its weights and summary; returns its score.
+
+        Raises:
+            FailedTrialError: the score of the kept epoch is not finite.
+        """
         start = time.time()
         values = trial.hyperparameters.values
         graph = ArchitectureGraph.from_json(values[ARCH])
@@ -117,21 +119,25 @@ class GraphTuner(base_tuner.BaseTuner):
         name = self.oracle.objective.name
         mode = self.oracle.objective.direction
         callbacks = [_Deadline(self.oracle)]
+        stopper = None
         if self.epochs is None:
-            callbacks.append(keras.callbacks.EarlyStopping(
+            stopper = keras.callbacks.EarlyStopping(
                 monitor=name, mode=mode, patience=self.patience, min_delta=1e-4,
-                restore_best_weights=True))  # fmt: skip
+                restore_best_weights=True)  # fmt: skip
+            callbacks.append(stopper)
         history = model.fit(train_data, validation_data=validation_data,
                             epochs=self.epochs or self.max_epochs, callbacks=callbacks,
                             shuffle=False, verbose=0).history  # fmt: skip
         scores = history[name]
-        best_epoch = int(np.argmax(scores) if mode == "max" else np.argmin(scores))
-        score = float(scores[best_epoch])  # the epoch whose weights are kept
+        kept = stopper.best_epoch if stopper is not None else len(scores) - 1
+        score = float(scores[kept])  # the epoch whose weights the model keeps
         if not np.isfinite(score):
-            raise ValueError(f"The trial's {name} is not finite ({score}); training diverged.")
+            raise FailedTrialError(
+                f"The trial's {name} is {score} at epoch {kept + 1}: training diverged."
+            )
         model.save_weights(self.weights_path(trial.trial_id))
         summary = {"key": graph.key(), "params": graph.count_params(), "epochs": len(scores),
-                   "best_epoch": best_epoch + 1,
+                   "best_epoch": kept + 1, "score": score,
                    "seconds": round(time.time() - start, 2), "parent": parent,
                    "strategy": values.get("strategy", "")}  # fmt: skip
         with open(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), "w") as f:

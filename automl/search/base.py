@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from automl.errors import InputError
+
 
 class SearchSpace(Protocol):
     """What a strategy may ask of a space of architectures."""
@@ -108,14 +110,17 @@ def register_strategy(name: str, target: str) -> None:
 
 
 def get_strategy(name: str, **kwargs) -> Strategy:
-    """A strategy by name, for example `get_strategy("random")`."""
+    """A strategy by name, for example `get_strategy("random")`.
+
+    Raises:
+        InputError: the name is unknown, or the strategy refuses `kwargs`.
+    """
     import importlib
 
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown strategy {name!r}. Choose one of {sorted(_REGISTRY)}.")
+        raise InputError(f"Unknown strategy {name!r}. Choose one of {sorted(_REGISTRY)}.")
     module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
-
-
-def strategy_names() -> list[str]:
-    return sorted(_REGISTRY)
+    try:
+        return getattr(importlib.import_module(module), cls)(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"Strategy {name!r} cannot take {kwargs}: {err}") from None

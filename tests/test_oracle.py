@@ -1,0 +1,165 @@
+"""StrategyOracle, one lifecycle rule per test, with a stub strategy (no training)."""
+
+import time
+
+import keras_tuner
+import numpy as np
+import pytest
+from keras_tuner.engine.trial import TrialStatus
+
+from automl.engine.oracle import ARCH, PARENT, StrategyOracle
+from automl.errors import SearchError
+from automl.search.base import Observation, Proposal, Strategy
+from automl.search.spaces import MorphismSpace
+
+SPACE = MorphismSpace((8, 8, 1), 10)
+
+
+class StubStrategy(Strategy):
+    """Proposes the space's default, then random samples; records what it was given."""
+
+    name = "stub"
+
+    def __init__(self, grow_from_last: bool = False):
+        self.grow_from_last = grow_from_last
+        self.calls: list[dict] = []
+
+    def propose(self, space, history, rng, pending=()):
+        self.calls.append({"history": list(history), "pending": list(pending),
+                           "draw": rng.random()})  # fmt: skip
+        if not history:
+            return Proposal(space.initial()[0])
+        parent = history[-1] if self.grow_from_last else None
+        return Proposal(space.sample(rng), parent)
+
+
+def make_oracle(tmp_path, strategy=None, objective=("val_accuracy", "max"), max_trials=9,
+                **kwargs) -> StrategyOracle:  # fmt: skip
+    oracle = StrategyOracle(strategy or StubStrategy(), SPACE, keras_tuner.Objective(*objective),
+                            max_trials=max_trials, seed=7, **kwargs)  # fmt: skip
+    oracle._set_project_dir(str(tmp_path), "project")
+    return oracle
+
+
+def finish(oracle, trial, score=None, message=None):
+    """End a trial: COMPLETED with `score`, or FAILED with `message`."""
+    if score is None:
+        trial.status, trial.message = TrialStatus.FAILED, message
+    else:
+        oracle.update_trial(trial.trial_id, {oracle.objective.name: score})
+        trial.status = TrialStatus.COMPLETED
+    oracle.end_trial(trial)
+
+
+def test_populate_space_stores_the_strategy_arch_as_json_with_its_parent(tmp_path):
+    oracle = make_oracle(tmp_path, StubStrategy(grow_from_last=True))
+    first = oracle.populate_space("0")
+    assert first["status"] == TrialStatus.RUNNING
+    assert first["values"] == {ARCH: SPACE.dumps(SPACE.initial()[0]), PARENT: "",
+                               "strategy": "stub"}  # fmt: skip
+    finish(oracle, oracle.create_trial("tuner0"), score=0.5)
+    second = oracle.populate_space("1")["values"]
+    assert second[PARENT] == "0"
+    rng = np.random.default_rng([7, 1])
+    rng.random()  # the stub's draw, then its sample
+    assert second[ARCH] == SPACE.dumps(SPACE.sample(rng))
+
+
+def test_proposals_draw_from_the_seed_and_trial_number(tmp_path):
+    strategy = StubStrategy()
+    oracle = make_oracle(tmp_path, strategy)
+    for _ in range(3):
+        finish(oracle, oracle.create_trial("tuner0"), score=0.5)
+    draws = [call["draw"] for call in strategy.calls]
+    assert draws == [np.random.default_rng([7, n]).random() for n in range(3)]
+
+
+def test_a_passed_deadline_stops_without_asking_the_strategy(tmp_path):
+    strategy = StubStrategy()
+    oracle = make_oracle(tmp_path, strategy, time_limit=60)
+    assert oracle.time_left() == float("inf")  # the clock has not started
+    oracle.start_clock()
+    assert 0 < oracle.time_left() <= 60
+    oracle.deadline = time.time() - 1
+    assert oracle.populate_space("0") == {"status": TrialStatus.STOPPED}
+    assert oracle.create_trial("tuner0").status == TrialStatus.STOPPED
+    assert strategy.calls == [] and oracle.trials == {}
+
+
+def test_running_trials_are_passed_to_the_strategy_as_pending(tmp_path):
+    strategy = StubStrategy()
+    oracle = make_oracle(tmp_path, strategy)
+    running = oracle.create_trial("tuner0")
+    oracle.create_trial("tuner1")
+    assert strategy.calls[0]["pending"] == []
+    pending = strategy.calls[1]["pending"]
+    assert [SPACE.key(a) for a in pending] == [SPACE.key(SPACE.loads(running.hyperparameters
+                                                                     .values[ARCH]))]  # fmt: skip
+    assert strategy.calls[1]["history"] == []  # running trials are not observations
+
+
+def test_failed_trials_are_passed_as_pending_so_they_are_not_proposed_again(tmp_path):
+    strategy = StubStrategy()
+    oracle = make_oracle(tmp_path, strategy)
+    failed = oracle.create_trial("tuner0")
+    finish(oracle, failed, message="diverged")
+    oracle.create_trial("tuner0")
+    arch = SPACE.loads(failed.hyperparameters.values[ARCH])
+    assert [SPACE.key(a) for a in strategy.calls[1]["pending"]] == [SPACE.key(arch)]
+
+
+@pytest.mark.parametrize("direction, sign", [("min", -1.0), ("max", 1.0)])
+def test_observation_scores_are_higher_is_better(tmp_path, direction, sign):
+    oracle = make_oracle(tmp_path, objective=("val_mse", direction))
+    finish(oracle, oracle.create_trial("tuner0"), score=0.25)
+    finish(oracle, oracle.create_trial("tuner0"), score=4.0)
+    assert [o.score for o in oracle.observations()] == [sign * 0.25, sign * 4.0]
+    assert [o.trial_id for o in oracle.observations()] == ["0", "1"]
+
+
+def test_failed_and_running_trials_are_not_observations(tmp_path):
+    oracle = make_oracle(tmp_path)
+    finish(oracle, oracle.create_trial("tuner0"), score=0.5)
+    finish(oracle, oracle.create_trial("tuner0"), message="diverged")
+    oracle.create_trial("tuner0")
+    assert [o.trial_id for o in oracle.observations()] == ["0"]
+
+
+def test_observations_come_back_in_trial_order_after_a_reload(tmp_path):
+    first = make_oracle(tmp_path, max_trials=9)  # ids "0" .. "8"
+    for i in range(9):
+        finish(first, first.create_trial("tuner0"), score=i / 10)
+    before = first.observations()
+    second = make_oracle(tmp_path, max_trials=12)  # new ids are zero-padded: "09", "10", "11"
+    second.reload()
+    again = second.observations()
+    assert [(o.trial_id, o.score, SPACE.key(o.arch)) for o in again] == [
+        (o.trial_id, o.score, SPACE.key(o.arch)) for o in before
+    ]
+    for i in range(9, 12):
+        finish(second, second.create_trial("tuner0"), score=i / 10)
+    scores = [o.score for o in second.observations()]
+    assert scores == [i / 10 for i in range(12)]  # "09" after "8", "10" after "09"
+    assert isinstance(second.observations()[0], Observation)
+
+
+def test_max_trials_is_honoured(tmp_path):
+    strategy = StubStrategy()
+    oracle = make_oracle(tmp_path, strategy, max_trials=2)
+    for _ in range(2):
+        finish(oracle, oracle.create_trial("tuner0"), score=0.5)
+    assert oracle.create_trial("tuner0").status == TrialStatus.STOPPED
+    assert len(strategy.calls) == 2 and len(oracle.trials) == 2
+
+
+def test_failures_in_a_row_raise_a_search_error_after_saving_the_trial(tmp_path):
+    oracle = make_oracle(tmp_path, max_consecutive_failed_trials=2)
+    finish(oracle, oracle.create_trial("tuner0"), message="Traceback\nValueError: first")
+    finish(oracle, oracle.create_trial("tuner0"), score=0.5)  # a success resets the count
+    finish(oracle, oracle.create_trial("tuner0"), message="Traceback\nValueError: second")
+    with pytest.raises(SearchError, match="2 trials in a row failed.*FailedTrialError: diverged"):
+        finish(oracle, oracle.create_trial("tuner0"),
+               message="Traceback (most recent call last):\nFailedTrialError: diverged\n")  # fmt: skip
+    reloaded = make_oracle(tmp_path)
+    reloaded.reload()
+    assert reloaded.trials["3"].status == TrialStatus.FAILED

@@ -1,0 +1,119 @@
+"""GraphTuner, one lifecycle rule per test: tiny MLPs on 4 features, 1 to 3 epochs."""
+
+import json
+import os
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+from keras_tuner.engine.trial import TrialStatus
+
+from automl.engine.oracle import ARCH, StrategyOracle
+from automl.engine.tuner import SUMMARY_FILE, GraphTuner
+from automl.graph.builder import apply_graph
+from automl.morphism.operators import random_children
+from automl.search.base import Proposal, Strategy, fresh_sample
+from automl.search.spaces import MorphismSpace
+
+SPACE = MorphismSpace((4,), 3)
+
+
+class GrowStrategy(Strategy):
+    """First an unseen default or sample; then a morphism child of the last finished trial."""
+
+    name = "grow"
+
+    def propose(self, space, history, rng, pending=()):
+        if not history:
+            return Proposal(fresh_sample(space, self.seen_keys(space, history, pending), rng))
+        parent = history[-1]
+        return Proposal(random_children(parent.arch, rng, n=1)[0], parent)
+
+
+def nan_metric(y_true, y_pred):
+    """A metric that is never finite, as after a diverged training."""
+    return keras.ops.mean(y_pred) * float("nan")
+
+
+def build(graph, nan_keys=()):
+    """A compiled model of `graph` on 4 features; its "bad" metric is NaN for `nan_keys`."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, apply_graph(graph, inputs))
+
+    def bad(y_true, y_pred):
+        return nan_metric(y_true, y_pred) if graph.key() in nan_keys else keras.ops.mean(y_pred)
+
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", bad])  # fmt: skip
+    return model
+
+
+@pytest.fixture(scope="module")
+def data():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 1).astype("int32")
+    train = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(16)
+    val = tf.data.Dataset.from_tensor_slices((x[64:], y[64:])).batch(16)
+    return x, train, val
+
+
+def make_tuner(tmp_path, objective=("val_loss", "min"), max_trials=1, build_fn=build,
+               **kwargs) -> GraphTuner:  # fmt: skip
+    oracle = StrategyOracle(GrowStrategy(), SPACE, keras_tuner.Objective(*objective),
+                            max_trials=max_trials, seed=3)  # fmt: skip
+    return GraphTuner(oracle, build_fn, directory=str(tmp_path), project_name="p", **kwargs)
+
+
+@pytest.mark.parametrize("epochs", [2, None])
+def test_a_trial_saves_weights_and_the_score_of_the_kept_epoch(tmp_path, data, epochs):
+    x, train, val = data
+    tuner = make_tuner(tmp_path, epochs=epochs, patience=1, max_epochs=3)
+    tuner.search(train, val)
+    trial = tuner.oracle.get_trial("0")
+    assert trial.status == TrialStatus.COMPLETED
+    assert os.path.exists(tuner.weights_path("0"))
+    with open(os.path.join(tuner.get_trial_dir("0"), SUMMARY_FILE)) as f:
+        summary = json.load(f)
+    assert summary["score"] == pytest.approx(trial.score)
+    assert summary["key"] == SPACE.initial()[0].key() and summary["parent"] == ""
+    assert 1 <= summary["best_epoch"] <= summary["epochs"] <= (epochs or 3)
+    if epochs:
+        assert summary["best_epoch"] == epochs  # no early stopping: the last epoch is kept
+    saved = tuner.load_model(trial).evaluate(val, verbose=0, return_dict=True)
+    assert saved["loss"] == pytest.approx(summary["score"], abs=1e-5)  # it scores the saved model
+
+
+def test_a_child_starts_from_its_parent_function(tmp_path, data):
+    x, train, val = data
+    tuner = make_tuner(tmp_path, max_trials=2, epochs=1)
+    tuner.search(train, val)
+    assert tuner.trial_summary("1")["parent"] == "0"
+    parent = tuner.load_model(tuner.oracle.get_trial("0"))
+    child_graph = tuner.trial_graph("1")
+    assert child_graph.key() != tuner.trial_graph("0").key()
+    child, grown_from = tuner._start_model("1", child_graph, "0")
+    assert grown_from == "0"
+    before = parent.predict(x, verbose=0)
+    np.testing.assert_allclose(child.predict(x, verbose=0), before, atol=1e-5)
+    fresh, none = tuner._start_model("1", child_graph, "")
+    assert none == ""
+    assert np.abs(fresh.predict(x, verbose=0) - before).max() > 1e-3
+
+
+def test_a_non_finite_score_fails_the_trial_and_the_search_goes_on(tmp_path, data):
+    x, train, val = data
+    first = SPACE.initial()[0].key()
+    tuner = make_tuner(tmp_path, objective=("val_bad", "min"), max_trials=2, epochs=1,
+                       build_fn=lambda graph: build(graph, nan_keys=(first,)))  # fmt: skip
+    tuner.search(train, val)  # no exception
+    failed, done = tuner.oracle.get_trial("0"), tuner.oracle.get_trial("1")
+    assert failed.status == TrialStatus.FAILED
+    assert "FailedTrialError" in failed.message and "diverged" in failed.message
+    assert not os.path.exists(tuner.weights_path("0"))
+    assert done.status == TrialStatus.COMPLETED and np.isfinite(done.score)
+    assert [o.trial_id for o in tuner.oracle.observations()] == ["1"]
+    assert done.hyperparameters.values[ARCH] != failed.hyperparameters.values[ARCH]
