@@ -28,8 +28,16 @@ def checkpoints(budget: int) -> list[int]:
     return marks + [budget]
 
 
+def _check_budget(budget) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise InputError(
+            f"budget must be a positive integer (queries per search). Received: budget={budget!r}."
+        )
+
+
 def run_search(strategy, table: dict[str, float], budget: int, seed: int):
     """One search: best-so-far score after each query, and seconds spent proposing."""
+    _check_budget(budget)
     space = NB201Space()
     history: list[Observation] = []
     best, curve, seconds = -np.inf, [], 0.0
@@ -53,6 +61,10 @@ def run_tabular(strategy: str, table: dict[str, float], budget: int, seeds: Iter
     """Mean and standard deviation of the best score at each checkpoint, over seeds."""
     from threadpoolctl import threadpool_limits
 
+    _check_budget(budget)
+    seeds = list(seeds)
+    if not seeds:
+        raise InputError("run_tabular needs at least one seed. Received: seeds=[].")
     kwargs = {"kernel": kernel} if strategy == "bayesian" and kernel else {}
     instance = get_strategy(strategy, **kwargs)
     curves, per_query = [], []

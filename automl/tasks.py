@@ -130,6 +130,14 @@ class _AutoModel:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}.")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, (int, np.integer))
+            or not (0 <= self.seed < 2**32)
+        ):
+            raise InputError(
+                f"seed must be a non-negative integer below 2**32. Received: seed={self.seed!r}."
+            )
         if self.epochs is not None and (isinstance(self.epochs, bool)
                                         or not isinstance(self.epochs, (int, np.integer))
                                         or self.epochs < 1):  # fmt: skip

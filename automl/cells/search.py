@@ -23,7 +23,6 @@ import numpy as np
 import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
-from automl.training import StopAtDeadline
 from automl.cells.genotype import Genotype, ModelSizeRecord, reached_early_stop
 from automl.cells.layers import Cell, ResidualReduction
 from automl.cells.ops import batch_norm
@@ -34,6 +33,7 @@ from automl.cells.supernet import (
     default_weight_optimizer,
 )
 from automl.errors import InputError
+from automl.training import StopAtDeadline
 
 METHOD_ALIASES = {"darts": "darts2"}
 
@@ -157,6 +157,10 @@ def run_search(
     method = METHOD_ALIASES.get(method, method)
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS} or 'darts'. Received: {method=}")
+    if space not in ("darts", "nb201"):
+        raise InputError(f"space must be 'darts' or 'nb201'. Received: {space=}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise InputError(f"epochs must be a positive integer. Received: {epochs=}")
     x, y = _check_images(x, y)
     if len(x) < 4 or y.min() < 0 or y.max() >= num_classes:
         raise InputError(

@@ -72,7 +72,8 @@ class Project:
         return os.path.join(self.path, *parts)
 
     def check(self, signature: dict) -> None:
-        """Refuse a project that holds a search for other data or settings."""
+        """Refuse a project that holds a search for other data or settings, or no folder."""
+        self.check_writable()
         if self.overwrite:
             return
         stored = read_json(self.file(SIGNATURE_FILE))
@@ -81,6 +82,17 @@ class Project:
                 f"The project {self.file(SIGNATURE_FILE)!r} holds a search for other data or "
                 f"settings ({stored}); this fit has {signature}. Pass overwrite=True to start "
                 "over, or choose another project_name or directory."
+            )
+
+    def check_writable(self) -> None:
+        """Refuse a `directory` that is a file, or a folder that cannot be created."""
+        existing = self.path
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing) or "."
+        if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+            raise InputError(
+                f"Cannot create the project folder {self.path!r}: {existing!r} is not a "
+                "writable folder. Pass a directory you can write to."
             )
 
     def start(self, signature: dict, clear: bool = False) -> None:
