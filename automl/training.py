@@ -46,3 +46,41 @@ def load_weights(model: keras.Model, path: str) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(path)
+
+
+def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str,
+              direction: str, epochs: int | None = None, max_epochs: int = 200,
+              patience: int = 5, deadline: float | None = None) -> tuple[list[float], int]:  # fmt: skip
+    """Train one trial's model; returns the objective per epoch and the epoch it keeps.
+
+    With `epochs=None` training stops early (`patience` epochs without improvement,
+    at most `max_epochs`) and the best epoch's weights are restored; with a fixed
+    number of `epochs` the last epoch is kept. Past `deadline` training stops at the
+    next batch end, after at least one epoch.
+
+    Args:
+        model: a compiled model.
+        train_data, validation_data: what `model.fit` takes.
+        objective: the validation metric to monitor, e.g. "val_accuracy".
+        direction: "max" or "min".
+        epochs: fixed epochs, or None for early stopping.
+        max_epochs: most epochs with early stopping.
+        patience: early-stopping patience in epochs.
+        deadline: a `time.time()` value, or None.
+
+    Returns:
+        (scores, kept): the objective of every epoch, and the index of the kept epoch.
+    """
+    callbacks: list = [StopAtDeadline(deadline, min_epochs=1)]
+    stopper = None
+    if epochs is None:
+        stopper = keras.callbacks.EarlyStopping(monitor=objective, mode=direction,
+                                                patience=patience, min_delta=1e-4,
+                                                restore_best_weights=True)  # fmt: skip
+        callbacks.append(stopper)
+    history = model.fit(train_data, validation_data=validation_data,
+                        epochs=epochs or max_epochs, callbacks=callbacks, shuffle=False,
+                        verbose=0).history  # fmt: skip
+    scores = [float(v) for v in history[objective]]
+    kept = stopper.best_epoch if stopper is not None else len(scores) - 1
+    return scores, kept

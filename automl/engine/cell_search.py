@@ -106,7 +106,7 @@ class CellSearch(SearchBackend):
             write_json(context.project.file(RESULT_FILE), result)
         self.plan = _plan(result)
         for index in range(min(len(self.plan), context.budget.max_trials)):
-            if self._summary(index).get("status") == "COMPLETED":
+            if self._summary(index):  # trained (or failed) before: never again
                 continue
             if index and context.budget.left() <= 0:
                 context.log(f"{self.method}: time limit reached; "
@@ -135,22 +135,17 @@ class CellSearch(SearchBackend):
     def _train(self, index: int, train: tuple, val: tuple) -> None:
         import keras
 
-        from automl.training import StopAtDeadline
+        from automl.training import fit_trial
 
         context, head = self.context, self.context.head
         start = time.time()
         keras.utils.set_random_seed(context.seed * 1000 + index)
-        candidate = self._candidate(index, 0.0)
-        model = context.assemble([candidate])
-        stop = keras.callbacks.EarlyStopping(head.objective, patience=5, mode=head.direction,
-                                             restore_best_weights=True)  # fmt: skip
-        history = model.fit(context.dataset(*train, shuffle=True),
-                            validation_data=context.dataset(*val, shuffle=False),
-                            epochs=context.epochs or self.opts["max_epochs"],
-                            callbacks=[stop, StopAtDeadline(context.budget.deadline, 1)],
-                            shuffle=False, verbose=0).history  # fmt: skip
-        scores = np.asarray(history[head.objective], dtype="float64")
-        best = int(np.argmax(head.sign * np.nan_to_num(scores, nan=-head.sign * np.inf)))
+        model = context.assemble([self._candidate(index, 0.0)])
+        scores, best = fit_trial(model, context.dataset(*train, shuffle=True),
+                                 context.dataset(*val, shuffle=False), objective=head.objective,
+                                 direction=head.direction, epochs=context.epochs,
+                                 max_epochs=self.opts["max_epochs"],
+                                 deadline=context.budget.deadline)  # fmt: skip
         entry = self.plan[index]
         summary = {"key": entry["genotype"], "params": model.count_params(),
                    "search_score": entry["search_score"], "model_size": entry["model_size"],

@@ -13,7 +13,6 @@ it as FAILED, with the reason as its message, and the search goes on.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -24,23 +23,12 @@ from keras_tuner.engine import base_tuner
 from keras_tuner.errors import FailedTrialError
 
 from automl.engine.oracle import ARCH, PARENT, StrategyOracle
+from automl.engine.project import read_json, write_json
 from automl.graph.architecture import ArchitectureGraph
-from automl.training import load_weights
+from automl.training import fit_trial, load_weights
 
 WEIGHTS_FILE = "model.weights.h5"
 SUMMARY_FILE = "summary.json"
-
-
-class _Deadline(keras.callbacks.Callback):
-    """Stops training when the search's time limit has passed."""
-
-    def __init__(self, oracle: StrategyOracle):
-        super().__init__()
-        self.oracle = oracle
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.oracle.time_left() <= 0:
-            self.model.stop_training = True
 
 
 class GraphTuner(base_tuner.BaseTuner):
@@ -75,11 +63,7 @@ class GraphTuner(base_tuner.BaseTuner):
         return os.path.join(self.get_trial_dir(trial_id), WEIGHTS_FILE)
 
     def trial_summary(self, trial_id: str) -> dict:
-        path = os.path.join(self.get_trial_dir(trial_id), SUMMARY_FILE)
-        if not os.path.exists(path):
-            return {}
-        with open(path) as f:
-            return json.load(f)
+        return read_json(os.path.join(self.get_trial_dir(trial_id), SUMMARY_FILE), {})
 
     def trial_graph(self, trial_id: str) -> ArchitectureGraph:
         trial = self.oracle.get_trial(trial_id)
@@ -117,19 +101,10 @@ class GraphTuner(base_tuner.BaseTuner):
         keras.utils.set_random_seed(self.oracle.search_seed * 1000 + int(trial.trial_id))
         model, parent = self._start_model(trial.trial_id, graph, values.get(PARENT, ""))
         name = self.oracle.objective.name
-        mode = self.oracle.objective.direction
-        callbacks = [_Deadline(self.oracle)]
-        stopper = None
-        if self.epochs is None:
-            stopper = keras.callbacks.EarlyStopping(
-                monitor=name, mode=mode, patience=self.patience, min_delta=1e-4,
-                restore_best_weights=True)  # fmt: skip
-            callbacks.append(stopper)
-        history = model.fit(train_data, validation_data=validation_data,
-                            epochs=self.epochs or self.max_epochs, callbacks=callbacks,
-                            shuffle=False, verbose=0).history  # fmt: skip
-        scores = history[name]
-        kept = stopper.best_epoch if stopper is not None else len(scores) - 1
+        scores, kept = fit_trial(model, train_data, validation_data, objective=name,
+                                 direction=self.oracle.objective.direction, epochs=self.epochs,
+                                 max_epochs=self.max_epochs, patience=self.patience,
+                                 deadline=self.oracle.deadline)  # fmt: skip
         score = float(scores[kept])  # the epoch whose weights the model keeps
         if not np.isfinite(score):
             raise FailedTrialError(
@@ -140,8 +115,7 @@ class GraphTuner(base_tuner.BaseTuner):
                    "best_epoch": kept + 1, "score": score,
                    "seconds": round(time.time() - start, 2), "parent": parent,
                    "strategy": values.get("strategy", "")}  # fmt: skip
-        with open(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), "w") as f:
-            json.dump(summary, f)
+        write_json(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), summary)
         if self.log:
             grown = f", grown from trial {parent}" if parent else ""
             self.log(f"trial {trial.trial_id}: {name}={score:.4f} ({summary['params']:,} params, "
