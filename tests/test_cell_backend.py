@@ -1,0 +1,68 @@
+"""Cell search behind the estimator: trials, budget, resume, signature, ensemble."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import automl
+from automl.errors import InputError
+
+TINY = {"space": "nb201", "stages": 1, "search_epochs": 2, "search_cells": 1,
+        "search_channels": 4, "cells": 1, "channels": 6}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    return x.reshape(-1, 8, 8)[:240], y[:240]
+
+
+def _clf(tmp_path, **kwargs):
+    args = {"strategy": "milenas", "epochs": 2, "directory": tmp_path, "verbose": 0,
+            "cell_options": TINY, "max_trials": 3, "ensemble_size": 2, "seed": 0,
+            **kwargs}  # fmt: skip
+    return automl.ImageClassifier(**args)
+
+
+def test_candidates_are_trials_and_a_resume_retrains_nothing(digits, tmp_path, capsys):
+    x, y = digits
+    clf = _clf(tmp_path).fit(x, y)
+    summary = clf.search_summary()
+    trained = summary[summary["status"] == "COMPLETED"]
+    assert len(trained) >= 2 and (summary["key"].str.count("~") == 6).all()
+    assert summary["search_score"].notna().all()
+    assert set(clf.ensemble_trial_ids_) == set(summary.loc[summary["ensemble"], "trial_id"])
+    assert clf.best_trial_id_ == trained.sort_values("score", ascending=False)["trial_id"].iloc[0]
+    best_key = summary.set_index("trial_id").loc[clf.best_trial_id_, "key"]
+    assert str(clf.best_architecture_) == best_key
+    if len(clf.ensemble_trial_ids_) > 1:
+        assert "ensemble_mean" in [layer.name for layer in clf.export_model().layers]
+    capsys.readouterr()
+    again = _clf(tmp_path, verbose=1).fit(x, y)
+    out = capsys.readouterr().out
+    assert "reusing the supernet search" in out and "genotype" not in out  # nothing trained
+    np.testing.assert_array_equal(again.search_summary()["seconds"], summary["seconds"])
+    assert again.ensemble_trial_ids_ == clf.ensemble_trial_ids_
+
+
+def test_other_cell_options_are_refused_on_the_same_project(digits, tmp_path):
+    x, y = digits
+    _clf(tmp_path, max_trials=1, ensemble_size=1).fit(x, y)
+    with pytest.raises(InputError, match="holds a search for other data or settings"):
+        _clf(tmp_path, cell_options={**TINY, "channels": 8}).fit(x, y)
+
+
+def test_time_limit_bounds_the_cell_search(digits, tmp_path):
+    x, y = digits
+    start = time.time()
+    clf = _clf(tmp_path, epochs=None, time_limit=12, max_trials=5,
+               cell_options={**TINY, "search_epochs": 50}).fit(x, y)  # fmt: skip
+    elapsed = time.time() - start
+    summary = clf.search_summary()
+    assert elapsed < 12 * 1.5 + 5  # graph tracing makes small limits loose, but bounded
+    assert (summary["status"] == "COMPLETED").sum() >= 1
+    assert len(clf.backend_.plan) >= 1
