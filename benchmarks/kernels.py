@@ -38,7 +38,8 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.gaussian_process import GaussianProcessRegressor  # noqa: E402
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel  # noqa: E402
 
-from automl.search import nb201  # noqa: E402
+from automl.graph import nb201  # noqa: E402
+from automl.search import nb201 as moves  # noqa: E402
 
 KERNELS = {
     "wl_h1": lambda: WLKernel(h=1),
@@ -68,7 +69,7 @@ def fit_predict(name: str, train, y_train, test, seed: int) -> np.ndarray:
 
 def rank_scores(kernels, sizes, seeds: int, n_test: int) -> list[dict]:
     """Mean Kendall tau and Spearman rho per (kernel, N) over `seeds` seeds."""
-    table = nb201.load_accuracies()
+    table = nb201.load_table()
     cells = [nb201.parse(arch) for arch in table]
     accuracy = np.array(list(table.values()))
     scores: dict[tuple[str, int], list[tuple[float, float]]] = {}
@@ -117,7 +118,7 @@ def gram_seconds(kernels, graphs: list | None = None, n_graphs: int = 300) -> di
     """
     if graphs is None:
         rng = np.random.default_rng(1234)
-        graphs = [nb201.sample(rng) for _ in range(n_graphs)]
+        graphs = [moves.sample(rng) for _ in range(n_graphs)]
     out = {}
     for name in kernels:
         clear_caches()

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from automl import cli
-from automl.search import nb201
+from automl.graph import nb201
+from automl.search import nb201 as moves
 from automl.search.base import Observation, get_strategy
 from automl.search.bayesian import BayesianOptimization
 from automl.search.evolution import RegularizedEvolution
@@ -31,7 +32,7 @@ def _history(n: int, seed: int = 0) -> list[Observation]:
 
 def test_annealing_search_returns_an_unseen_neighbour_of_a_trained_root():
     space, history = NB201Space(), _history(15)
-    pending = [history[0].arch, nb201.neighbours(max(history, key=lambda o: o.score).arch)[0]]
+    pending = [history[0].arch, moves.neighbours(max(history, key=lambda o: o.score).arch)[0]]
     proposal = BayesianOptimization(n_initial=5).propose(
         space, history[1:], np.random.default_rng(0), pending
     )
@@ -127,7 +128,7 @@ def test_evolution_mutates_the_tournament_winner_after_the_initial_population():
         picks = np.random.default_rng(seed).choice(10, size=3, replace=False)
         winner = max((population[i] for i in picks), key=lambda o: o.score)
         assert proposal.parent is winner
-        neighbours = {space.key(c) for c in nb201.neighbours(winner.arch)}
+        neighbours = {space.key(c) for c in moves.neighbours(winner.arch)}
         assert space.key(proposal.arch) in neighbours
     early = strategy.propose(space, history[:5], np.random.default_rng(0))
     assert early.parent is None  # still filling the initial random population

@@ -15,7 +15,7 @@ from automl.cells.genotype import (
 )
 from automl.cells.ops import DARTS_OPS, NB201_OPS
 from automl.graph import nb201
-from automl.search.nb201 import sample
+from automl.search.nb201 import sample  # a random codec cell
 
 NB201_STRING = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 

@@ -15,9 +15,10 @@ from sklearn.base import clone
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 
+from automl.graph import nb201
 from automl.graph.architecture import ArchitectureGraph, Node
 from automl.graph.seeds import mlp, resnet_cnn, small_cnn
-from automl.search import nb201
+from automl.search import nb201 as moves
 
 KERNELS = {
     "wl_h1": lambda: WLKernel(h=1),
@@ -40,7 +41,7 @@ def seed_graphs() -> list[ArchitectureGraph]:
 
 def nb201_cells(n: int = 30) -> list[nb201.Cell]:
     rng = np.random.default_rng(0)
-    cells = [nb201.sample(rng) for _ in range(n - 2)]
+    cells = [moves.sample(rng) for _ in range(n - 2)]
     cells.append(nb201.Cell(("none",) * 6))  # constant-zero output
     cells.append(nb201.parse(str(cells[0])))  # a duplicate
     return cells
@@ -196,8 +197,8 @@ def test_composes_with_sklearn_kernels():
 def test_kernel_modules_import_without_tensorflow():
     code = (
         "import sys, automl.kernels, automl.kernels.wl, automl.kernels.edit_distance, "
-        "automl.search.nb201;"
-        "automl.search.nb201.to_graph(automl.search.nb201.all_cells()[7]);"
+        "automl.graph.nb201;"
+        "automl.kernels.base.from_nb201(automl.graph.nb201.all_cells()[7]);"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

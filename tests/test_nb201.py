@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from automl.kernels.base import from_nb201
 
 from automl.errors import InputError
 from automl.graph import nb201
@@ -106,7 +107,7 @@ def test_to_graph_drops_none_and_dead_edges():
     cell = nb201.parse(
         "|none~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
     )
-    graph = moves.to_graph(cell)
+    graph = from_nb201(cell)
     assert graph.labels == (
         "input",
         "skip_connect",
@@ -117,7 +118,7 @@ def test_to_graph_drops_none_and_dead_edges():
     )
     assert graph.inputs == ((), (0,), (1,), (0,), (2,), (3, 4))
     assert graph.key == nb201.format_cell(cell)
-    dead = moves.to_graph(nb201.Cell(("nor_conv_3x3", "none", "none", "none", "none", "none")))
+    dead = from_nb201(nb201.Cell(("nor_conv_3x3", "none", "none", "none", "none", "none")))
     assert dead.labels == ("input", "output") and dead.inputs == ((), ())
 
 
@@ -126,7 +127,7 @@ def test_packaged_table_and_one_hot():
     assert len(table) == 15625
     assert set(table) == {nb201.format_cell(c) for c in nb201.all_cells()}
     assert max(table.values()) == pytest.approx(73.51, abs=0.01)
-    assert moves.load_accuracies() == table
+    assert nb201.load_table(nb201.TABLE_PATH) == table
     vector = nb201.one_hot(nb201.parse(EXAMPLE))
     assert len(vector) == 30 and sum(vector) == 6
     assert vector[: len(nb201.OPS)] == [0.0, 0.0, 0.0, 1.0, 0.0]

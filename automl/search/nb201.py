@@ -1,8 +1,7 @@
 """NAS-Bench-201 search moves: random cells, one-edge mutations and neighbours.
 
 The cell encoding itself (ops, edges, arch strings, enumeration, the table) is the
-codec `automl.graph.nb201`; its public names are re-exported here so that search
-code and scripts need one import.
+codec `automl.graph.nb201`.
 
 Example:
     >>> import random
@@ -16,46 +15,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from automl.graph.nb201 import (
-    EDGES,
-    NUM_CELLS,
-    NUM_NODES,
-    OPS,
-    TABLE_PATH,
-    Cell,
-    all_cells,
-    format_cell,
-    from_nodes,
-    live_edges,
-    load_table,
-    one_hot,
-    parse,
-    to_nodes,
-)
-
-load_accuracies = load_table  # the packaged table's test accuracies by default
-
-__all__ = [
-    "EDGES",
-    "NUM_CELLS",
-    "NUM_NODES",
-    "OPS",
-    "TABLE_PATH",
-    "Cell",
-    "all_cells",
-    "format_cell",
-    "from_nodes",
-    "live_edges",
-    "load_accuracies",
-    "load_table",
-    "mutate",
-    "neighbours",
-    "one_hot",
-    "parse",
-    "sample",
-    "to_graph",
-    "to_nodes",
-]
+from automl.graph.nb201 import EDGES, OPS, Cell
 
 
 def _randrange(rng: Any, n: int) -> int:
@@ -100,10 +60,3 @@ def mutate(cell: Cell, rng: Any = None) -> Cell:
     ops = list(cell.ops)
     ops[position] = choices[_randrange(rng, len(choices))]
     return Cell(tuple(ops))
-
-
-def to_graph(cell: Cell):
-    """The cell as the graph kernels' `LabelledGraph` (`automl.kernels.base.from_nb201`)."""
-    from automl.kernels.base import from_nb201
-
-    return from_nb201(cell)
