@@ -78,15 +78,10 @@ def _load(args):
 
 def _check_output_file(path: str | None, option: str) -> None:
     """Refuse an output file that cannot be written, before any work is done."""
-    if path is None:
-        return
-    if os.path.isdir(path):
-        raise InputError(f"{option} {path!r} is a folder. Give a file name.")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError(
-            f"{option} {path!r} cannot be written: the folder {folder!r} does not exist."
-        )
+    from automl.export import check_output_file
+
+    if path is not None:
+        check_output_file(path, option)
 
 
 def fit(args) -> dict:

@@ -46,16 +46,31 @@ def check_model_path(path) -> str:
         raise InputError(
             f"The model path must end in '.keras' (the Keras model format). Received: {path!r}."
         )
+    return check_output_file(path, "The model path")
+
+
+def check_output_file(path: str, what: str) -> str:
+    """Refuse a file that cannot be written: a folder, or a missing or read-only folder.
+
+    Args:
+        path: the file to be written.
+        what: how messages name it, e.g. "--output" or "The model path".
+
+    Raises:
+        InputError: with the reason and what to do.
+    """
     if os.path.isdir(path):
-        raise InputError(f"The model path {path!r} is a folder. Give a file name ending in .keras.")
+        raise InputError(f"{what} {path!r} is a folder. Give a file name.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(
-            f"The folder {folder!r} does not exist, so the model cannot be saved to {path!r}. "
+            f"{what} {path!r} cannot be written: the folder {folder!r} does not exist. "
             "Create the folder first, or choose another path."
         )
     if not os.access(folder, os.W_OK):
-        raise InputError(f"The folder {folder!r} is not writable. Choose another model path.")
+        raise InputError(
+            f"{what} {path!r} cannot be written: the folder {folder!r} is not writable."
+        )
     return path
 
 
