@@ -14,8 +14,9 @@ import os
 
 import numpy as np
 
-from automl.data import Preprocessor, TargetEncoder, as_dataset, n_samples, to_arrays
+from automl.data import Preprocessor, as_dataset, n_samples, to_arrays
 from automl.errors import InputError
+from automl.heads import TargetEncoder
 
 SIDECAR = ".automl.json"
 

@@ -1,7 +1,7 @@
 """Task heads: what a task adds to an architecture, and how it scores a model.
 
 A head owns everything that differs between classification and regression: the
-target encoding (labels <-> what the model trains on), the activation of the
+target encoding (`TargetEncoder`: labels <-> what the model trains on), the activation of the
 architecture's last layer, the layers after it, the loss and metrics, and the
 objective a search ranks trials by. Search backends and the final-model step only
 talk to a head, so they never branch on the task.
@@ -14,9 +14,131 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from automl.data import TargetEncoder
+from automl.data import check_targets
+from automl.errors import InputError
+
+
+@dataclass
+class TargetEncoder:
+    """Labels in the user's space <-> what the model trains on."""
+
+    task: str  # "classification" or "regression"
+    classes: list = field(default_factory=list)
+    one_hot: bool = False
+    mean: list = field(default_factory=list)
+    std: list = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, y, task: str) -> TargetEncoder:
+        """The encoding of targets `y` for `task` ("classification" or "regression").
+
+        Raises:
+            InputError: the targets cannot be used for the task.
+        """
+        y = check_targets(y)
+        if y.ndim > 2:
+            raise InputError(
+                "Targets must be one value per sample (1-D) or one row per sample (2-D). "
+                f"Received: y.shape={y.shape}."
+            )
+        if task == "classification":
+            return cls._fit_classes(y)
+        try:
+            y = y.astype("float64").reshape(len(y), -1)
+        except (TypeError, ValueError):
+            example = y.reshape(-1).tolist()[0]
+            raise InputError(
+                f"Regression targets must be numbers. Received: dtype={y.dtype}, for example "
+                f"{example!r}. Use a classifier for labels."
+            ) from None
+        if not np.isfinite(y).all():
+            raise InputError("Regression targets must be finite numbers. Found NaN or inf in y.")
+        std = y.std(axis=0)
+        return cls(task, mean=y.mean(axis=0).tolist(), std=np.where(std > 0, std, 1).tolist())
+
+    @classmethod
+    def _fit_classes(cls, y: np.ndarray) -> TargetEncoder:
+        if y.ndim == 2 and y.shape[1] > 1:
+            if not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
+                raise InputError(
+                    "2-D classification labels must be one-hot (one 1 per row). "
+                    f"Received: y.shape={y.shape} with other values."
+                )
+            return cls("classification", list(range(y.shape[1])), one_hot=True)
+        y = y.reshape(-1)
+        try:
+            classes = np.unique(y)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in y.tolist()})
+            raise InputError(
+                f"The labels mix types ({', '.join(kinds)}). Give every label the same type, "
+                "for example y.astype(str)."
+            ) from None
+        if len(classes) < 2:
+            raise InputError(
+                f"Classification needs at least 2 classes. Received: {len(classes)} class "
+                f"({classes.tolist()}). Use a regressor for continuous targets."
+            )
+        return cls("classification", classes.tolist())
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "classification" else len(self.mean)
+
+    def encode(self, y) -> np.ndarray:
+        """Targets in the user's space -> what the model trains on.
+
+        Raises:
+            InputError: y is missing, has missing values, or holds an unseen label.
+        """
+        if y is None:
+            raise InputError("Targets are needed here: pass y, or a dataset of (x, y) pairs.")
+        y = check_targets(y)
+        if self.task == "regression":
+            try:
+                y = y.astype("float32").reshape(len(y), -1)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"Regression targets must be numbers. Received: dtype={y.dtype}."
+                ) from None
+            if y.shape[1] != len(self.mean):
+                raise InputError(
+                    f"Expected {len(self.mean)} target value(s) per sample as in fit. "
+                    f"Received: y.shape={y.shape}."
+                )
+            return y
+        width = y.shape[1] if y.ndim == 2 else 1
+        if self.one_hot:
+            if y.ndim != 2 or width != len(self.classes):
+                raise InputError(
+                    f"fit saw one-hot labels of {len(self.classes)} classes; pass labels of "
+                    f"that form here too. Received: y.shape={y.shape}."
+                )
+            return y.argmax(axis=1).astype("int32")
+        if y.ndim > 2 or width > 1:
+            raise InputError(
+                f"fit saw one label per sample; pass labels of that form here too. "
+                f"Received: y.shape={y.shape}."
+            )
+        index = {c: i for i, c in enumerate(self.classes)}
+        try:
+            return np.array([index[v] for v in y.reshape(-1).tolist()], dtype="int32")
+        except KeyError as err:
+            raise InputError(
+                f"Label {err.args[0]!r} was not seen during fit. Known classes: {self.classes}."
+            ) from None
+
+    def decode(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.task == "regression":
+            return probabilities if probabilities.shape[1] > 1 else probabilities[:, 0]
+        index = probabilities.argmax(axis=1)
+        if self.one_hot:
+            return np.eye(len(self.classes), dtype="int64")[index]
+        return np.asarray(self.classes)[index]
 
 
 class Head:

@@ -246,7 +246,7 @@ class _AutoModel:
                 f"No trial finished, so there is no model. Look at the trial messages in "
                 f"{project.path}, or raise time_limit."
             )
-        deadline = budget.deadline if getattr(backend, "bounds_whole_fit", False) else None
+        deadline = budget.deadline if backend.bounds_whole_fit else None
         self.model_, members = final_model(context, backend, ranked, full, self.ensemble_size,
                                            deadline)  # fmt: skip
         self.backend_ = backend

@@ -16,6 +16,7 @@ and copy each member's trained weights in by layer name.
 
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,31 +111,34 @@ class Candidate:
     summary: dict = field(default_factory=dict)
 
 
-class SearchBackend:
+class SearchBackend(abc.ABC):
     """Searches, keeps its trials in the project directory, and reports them.
 
-    Subclasses implement the four methods below. A backend reused on the same
+    Subclasses implement the four abstract methods below. A backend reused on the same
     project with `overwrite=False` continues from the trials it finds there.
     """
+
+    bounds_whole_fit = False
+    """Whether the time limit also bounds the refit (else it bounds the search only)."""
 
     def __init__(self, context: SearchContext):
         self.context = context
 
+    @abc.abstractmethod
     def search(self, train: tuple, val: tuple) -> None:
         """Run trials on `train` = (inputs, targets), scored on `val`, within the budget."""
-        raise NotImplementedError(f"{type(self).__name__} must implement search().")
 
+    @abc.abstractmethod
     def candidates(self) -> list[Candidate]:
         """The finished trials, best first (ties broken by trial id)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement candidates().")
 
+    @abc.abstractmethod
     def load_model(self, candidate: Candidate):
         """A finished trial's trained, compiled `keras.Model`."""
-        raise NotImplementedError(f"{type(self).__name__} must implement load_model().")
 
+    @abc.abstractmethod
     def summary_rows(self) -> list[dict]:
         """One row per trial or candidate (see `SUMMARY_COLUMNS`)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement summary_rows().")
 
 
 SUMMARY_COLUMNS = ["trial_id", "strategy", "key", "params", "score", "search_score", "epochs",
