@@ -20,8 +20,6 @@ import numpy as np
 from automl import data as data_mod
 from automl.errors import InputError, NotFittedError, SearchError
 
-_CELL_STRATEGIES = ("milenas", "darts")
-
 
 def parse_time_limit(value) -> float | None:
     """Seconds from a number or a string like "90s", "30m", "1h30m"; None stays None."""
@@ -105,27 +103,17 @@ class _AutoModel:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
-    def _check_params(self) -> float | None:
-        from automl.engine.base import STRATEGIES
+    def _check_params(self) -> tuple[float | None, dict]:
+        """(time limit in seconds, the backend's resolved options); InputError if wrong."""
+        from automl.engine.base import STRATEGIES, backend_class
 
         if self.strategy not in STRATEGIES:
             raise InputError(
                 f"Unknown strategy {self.strategy!r}. Choose one of {list(STRATEGIES)}."
             )
-        if self.strategy in _CELL_STRATEGIES:
-            if (self._kind, self._task) != ("image", "classification"):
-                raise InputError(
-                    f"strategy={self.strategy!r} searches image classifiers only; "
-                    f"{type(self).__name__} supports 'bayesian', 'evolution' and 'random'."
-                )
-            from automl.engine.cell_search import options
-
-            options(self.cell_options)
-        elif self.cell_options:
-            raise InputError(
-                f"cell_options apply to strategy='milenas' or 'darts' only. "
-                f"Received: strategy={self.strategy!r}, cell_options={self.cell_options!r}."
-            )
+        options = backend_class(self.strategy).check_settings(
+            self.strategy, self._kind, self._task, self.cell_options
+        )
         for name in ("max_trials", "batch_size", "ensemble_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -151,7 +139,7 @@ class _AutoModel:
                 "max_model_size must be a positive number of parameters, or None. "
                 f"Received: max_model_size={self.max_model_size!r}."
             )
-        return parse_time_limit(self.time_limit)
+        return parse_time_limit(self.time_limit), options
 
     # ------------------------------------------------------------------ data
     def _prepare(self, x, y, validation_split, validation_data):
@@ -193,14 +181,12 @@ class _AutoModel:
     def _project_name(self) -> str:
         return self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
 
-    def _signature(self) -> dict:
+    def _signature(self, options: dict) -> dict:
         signature = {"task": type(self).__name__, "strategy": self.strategy,
                      "input": list(self.preprocessor_.graph_shape),
                      "outputs": self.head_.n_outputs}  # fmt: skip
-        if self.strategy in _CELL_STRATEGIES:
-            from automl.engine.cell_search import options
-
-            signature["cell_options"] = options(self.cell_options)
+        if options:
+            signature["cell_options"] = options
         return signature
 
     # ------------------------------------------------------------------ fit
@@ -226,17 +212,17 @@ class _AutoModel:
         from automl.engine.final import final_model
         from automl.engine.project import Project
 
-        time_limit = self._check_params()
+        time_limit, options = self._check_params()
         budget = Budget(self.max_trials, time_limit)
         train, val, full = self._prepare(x, y, validation_split, validation_data)
         project = Project(self.directory, self._project_name(), self.overwrite)
-        signature = self._signature()
+        signature = self._signature(options)
         project.check(signature)
         project.start(signature, clear=bool(self.overwrite))
         context = SearchContext(self.preprocessor_, self.head_, project, self.strategy, budget,
                                 epochs=self.epochs, seed=self.seed, batch_size=self.batch_size,
                                 max_model_size=self.max_model_size,
-                                options=dict(self.cell_options or {}),
+                                options=options,
                                 verbose=self.verbose)  # fmt: skip
         backend = backend_class(self.strategy)(context)
         backend.search(train, val)

@@ -24,6 +24,7 @@ from typing import Any
 
 from automl import data as data_mod
 from automl.engine.project import Project
+from automl.errors import InputError
 from automl.heads import Head
 
 
@@ -123,6 +124,26 @@ class SearchBackend(abc.ABC):
 
     def __init__(self, context: SearchContext):
         self.context = context
+
+    @classmethod
+    def check_settings(cls, strategy: str, kind: str, task: str, options: dict | None) -> dict:
+        """Refuse settings this backend cannot run; the options it will use (for the signature).
+
+        Args:
+            strategy: the strategy's name.
+            kind: "image" or "table".
+            task: "classification" or "regression".
+            options: the estimator's `cell_options`.
+
+        Raises:
+            InputError: the backend cannot search this task, or the options are wrong.
+        """
+        if options:
+            raise InputError(
+                f"cell_options apply to strategy='milenas' or 'darts' only. "
+                f"Received: strategy={strategy!r}, cell_options={options!r}."
+            )
+        return {}
 
     @abc.abstractmethod
     def search(self, train: tuple, val: tuple) -> None:

@@ -67,6 +67,15 @@ class CellSearch(SearchBackend):
 
     bounds_whole_fit = True  # the time limit covers training the candidates too
 
+    @classmethod
+    def check_settings(cls, strategy: str, kind: str, task: str, options_: dict | None) -> dict:
+        if (kind, task) != ("image", "classification"):
+            raise InputError(
+                f"strategy={strategy!r} searches image classifiers only; for {kind} "
+                f"{task} use 'bayesian', 'evolution' or 'random'."
+            )
+        return options(options_)
+
     def __init__(self, context: SearchContext):
         super().__init__(context)
         self.opts = options(context.options)
