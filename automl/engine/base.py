@@ -166,14 +166,14 @@ SUMMARY_COLUMNS = ["trial_id", "strategy", "key", "params", "score", "search_sco
                    "seconds", "parent", "status"]  # fmt: skip
 
 
+def trial_order(trial_id: str) -> tuple:
+    """Sort key of trial ids by trial number ("9" before "10", whatever the zero padding)."""
+    return (int(trial_id), trial_id) if trial_id.isdigit() else (float("inf"), trial_id)
+
+
 def rank(candidates: list[Candidate], head: Head) -> list[Candidate]:
-    """Best first by the head's direction; ties broken by trial id (numerically when it is)."""
-
-    def order(c: Candidate):
-        tid = c.trial_id
-        return (-head.sign * c.score, (0, int(tid), "") if tid.isdigit() else (1, 0, tid))
-
-    return sorted(candidates, key=order)
+    """Best first by the head's direction; ties broken by trial number."""
+    return sorted(candidates, key=lambda c: (-head.sign * c.score, trial_order(c.trial_id)))
 
 
 _BACKENDS = {

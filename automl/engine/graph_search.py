@@ -9,7 +9,7 @@ running one early; the final refit and ensemble come after it.
 
 from __future__ import annotations
 
-from automl.engine.base import Candidate, SearchBackend, SearchContext, rank
+from automl.engine.base import Candidate, SearchBackend, SearchContext, rank, trial_order
 from automl.errors import SearchError
 from automl.graph.architecture import ArchitectureGraph
 
@@ -89,7 +89,7 @@ class GraphSearch(SearchBackend):
 
     def summary_rows(self) -> list[dict]:
         rows = []
-        for trial_id in sorted(self.oracle.trials, key=lambda t: (len(t), t)):
+        for trial_id in sorted(self.oracle.trials, key=trial_order):
             trial = self.oracle.trials[trial_id]
             info = self.tuner.trial_summary(trial_id)
             rows.append({"trial_id": trial_id,

@@ -21,6 +21,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from automl.engine.base import trial_order
 from automl.errors import SearchError
 from automl.search.base import Observation, SearchSpace, Strategy
 
@@ -131,8 +132,3 @@ class StrategyOracle(keras_tuner.Oracle):
     def reload(self):
         super().reload()
         self.verbose = 0
-
-
-def trial_order(trial_id: str) -> tuple:
-    """Sort key of trial ids by trial number ("9" before "10", whatever the zero padding)."""
-    return (int(trial_id), trial_id) if trial_id.isdigit() else (float("inf"), trial_id)
