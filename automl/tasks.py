@@ -143,7 +143,11 @@ class _AutoModel:
 
     # ------------------------------------------------------------------ data
     def _prepare(self, x, y, validation_split, validation_data):
-        """Fit the preprocessing and the head; (train, val, train + val or None)."""
+        """Fit the preprocessing and the head; (train, val, train + val or None).
+
+        Also sets `self._data_fingerprint_`, a hash of the data for the project signature.
+        """
+        from automl.engine.project import fingerprint
         from automl.heads import HEADS
 
         x, y = data_mod.to_arrays(x, y)
@@ -171,7 +175,9 @@ class _AutoModel:
             if y_val is None:
                 raise InputError("validation_data needs targets: pass (x_val, y_val).")
             val = (self.preprocessor_.transform(x_val), self.head_.encode(y_val))
+            self._data_fingerprint_ = fingerprint(x, y, x_val, y_val)
             return (inputs, targets), val, None
+        self._data_fingerprint_ = fingerprint(x, y, np.float64(validation_split))
         stratify = self._task == "classification"
         i_tr, i_val = data_mod.split_validation(x, targets, validation_split, stratify, self.seed)
         train = (data_mod.take(inputs, i_tr), targets[i_tr])
@@ -184,7 +190,8 @@ class _AutoModel:
     def _signature(self, options: dict) -> dict:
         signature = {"task": type(self).__name__, "strategy": self.strategy,
                      "input": list(self.preprocessor_.graph_shape),
-                     "outputs": self.head_.n_outputs}  # fmt: skip
+                     "outputs": self.head_.n_outputs,
+                     "data": self._data_fingerprint_}  # fmt: skip
         if options:
             signature["cell_options"] = options
         return signature
@@ -208,8 +215,7 @@ class _AutoModel:
             InputError: for bad arguments or data, before any training.
             SearchError: when no trial finished, so there is no model.
         """
-        from automl.engine.base import Budget, SearchContext, backend_class
-        from automl.engine.final import final_model
+        from automl.engine.base import Budget
         from automl.engine.project import Project
 
         time_limit, options = self._check_params()
@@ -217,6 +223,18 @@ class _AutoModel:
         train, val, full = self._prepare(x, y, validation_split, validation_data)
         project = Project(self.directory, self._project_name(), self.overwrite)
         signature = self._signature(options)
+        project.check_writable()
+        project.lock()
+        try:
+            return self._search(project, signature, budget, options, train, val, full)
+        finally:
+            project.unlock()
+
+    def _search(self, project, signature: dict, budget, options: dict, train, val, full):
+        """Run the search in the locked `project`, then keep the final model."""
+        from automl.engine.base import SearchContext, backend_class
+        from automl.engine.final import final_model
+
         project.check(signature)
         project.start(signature, clear=bool(self.overwrite))
         context = SearchContext(self.preprocessor_, self.head_, project, self.strategy, budget,
@@ -232,12 +250,11 @@ class _AutoModel:
                 f"No trial finished, so there is no model. Look at the trial messages in "
                 f"{project.path}, or raise time_limit."
             )
-        deadline = budget.deadline if backend.bounds_whole_fit else None
         self.model_, members = final_model(context, backend, ranked, full, self.ensemble_size,
-                                           deadline)  # fmt: skip
+                                           budget.deadline)  # fmt: skip
         self.backend_ = backend
-        self.best_trial_id_ = ranked[0].trial_id
-        self.best_architecture_ = ranked[0].architecture
+        self.best_trial_id_ = members[0].trial_id  # the best trial with intact weights
+        self.best_architecture_ = members[0].architecture
         self.ensemble_trial_ids_ = [c.trial_id for c in members]
         self.seconds_ = time.time() - budget.started
         return self

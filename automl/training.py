@@ -1,11 +1,34 @@
-"""Keras training helpers the search backends share: a deadline callback, loading weights."""
+"""Keras training helpers the search backends share: a deadline, divergence, loading weights."""
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
 import keras
+
+
+class TrainingDiverged(ArithmeticError):
+    """The training loss became NaN or infinite; the trial's weights are useless."""
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self.loss: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.loss = float(loss)
+            self.model.stop_training = True
 
 
 class StopAtDeadline(keras.callbacks.Callback):
@@ -70,8 +93,12 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
 
     Returns:
         (scores, kept): the objective of every epoch, and the index of the kept epoch.
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite (training stops at that batch).
     """
-    callbacks: list = [StopAtDeadline(deadline, min_epochs=1)]
+    nan_stop = StopOnNonFinite()
+    callbacks: list = [nan_stop, StopAtDeadline(deadline, min_epochs=1)]
     stopper = None
     if epochs is None:
         stopper = keras.callbacks.EarlyStopping(monitor=objective, mode=direction,
@@ -81,6 +108,24 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
     history = model.fit(train_data, validation_data=validation_data,
                         epochs=epochs or max_epochs, callbacks=callbacks, shuffle=False,
                         verbose=0).history  # fmt: skip
+    if nan_stop.loss is not None:
+        raise TrainingDiverged(
+            f"the training loss became {nan_stop.loss} in epoch {nan_stop.epoch + 1}: training "
+            "diverged (try scaling the data or targets)"
+        )
     scores = [float(v) for v in history[objective]]
     kept = stopper.best_epoch if stopper is not None else len(scores) - 1
+    if not math.isfinite(scores[kept]):
+        raise TrainingDiverged(f"the {objective} is {scores[kept]} at epoch {kept + 1}: "
+                               "training diverged")  # fmt: skip
     return scores, kept
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether `err` is a host or accelerator out-of-memory error, on any backend."""
+    name = type(err).__name__
+    return (
+        isinstance(err, MemoryError)
+        or name in ("ResourceExhaustedError", "OutOfMemoryError")
+        or "out of memory" in str(err).lower()[:2000]
+    )

@@ -49,23 +49,27 @@ def build(graph, nan_keys=()):
     return model
 
 
-@pytest.fixture(scope="module")
-def data():
+def batches(x, y, shuffle=False):
+    """The tuner's input data: (x, y) in batches of 16."""
     import tensorflow as tf
 
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+
+
+@pytest.fixture(scope="module")
+def data():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 1).astype("int32")
-    train = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(16)
-    val = tf.data.Dataset.from_tensor_slices((x[64:], y[64:])).batch(16)
-    return x, train, val
+    return x, (x[:64], y[:64]), (x[64:], y[64:])
 
 
 def make_tuner(tmp_path, objective=("val_loss", "min"), max_trials=1, build_fn=build,
                **kwargs) -> GraphTuner:  # fmt: skip
     oracle = StrategyOracle(GrowStrategy(), SPACE, keras_tuner.Objective(*objective),
                             max_trials=max_trials, seed=3)  # fmt: skip
-    return GraphTuner(oracle, build_fn, directory=str(tmp_path), project_name="p", **kwargs)
+    return GraphTuner(oracle, build_fn, batches, directory=str(tmp_path), project_name="p",
+                      **kwargs)  # fmt: skip
 
 
 @pytest.mark.parametrize("epochs", [2, None])
@@ -83,7 +87,7 @@ def test_a_trial_saves_weights_and_the_score_of_the_kept_epoch(tmp_path, data, e
     assert 1 <= summary["best_epoch"] <= summary["epochs"] <= (epochs or 3)
     if epochs:
         assert summary["best_epoch"] == epochs  # no early stopping: the last epoch is kept
-    saved = tuner.load_model(trial).evaluate(val, verbose=0, return_dict=True)
+    saved = tuner.load_model(trial).evaluate(batches(*val), verbose=0, return_dict=True)
     assert saved["loss"] == pytest.approx(summary["score"], abs=1e-5)  # it scores the saved model
 
 

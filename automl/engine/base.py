@@ -115,12 +115,11 @@ class Candidate:
 class SearchBackend(abc.ABC):
     """Searches, keeps its trials in the project directory, and reports them.
 
-    Subclasses implement the four abstract methods below. A backend reused on the same
-    project with `overwrite=False` continues from the trials it finds there.
+    Subclasses implement the abstract methods below. A backend reused on the same
+    project with `overwrite=False` continues from the trials it finds there. The
+    budget's time limit bounds the whole `fit`: a backend stops its search early
+    enough to leave `final.final_reserve` seconds for the final model.
     """
-
-    bounds_whole_fit = False
-    """Whether the time limit also bounds the refit (else it bounds the search only)."""
 
     def __init__(self, context: SearchContext):
         self.context = context
@@ -155,7 +154,15 @@ class SearchBackend(abc.ABC):
 
     @abc.abstractmethod
     def load_model(self, candidate: Candidate):
-        """A finished trial's trained, compiled `keras.Model`."""
+        """A finished trial's trained, compiled `keras.Model`.
+
+        Raises:
+            automl.engine.project.DamagedFileError: its weights are missing or damaged.
+        """
+
+    @abc.abstractmethod
+    def mark_failed(self, candidate: Candidate, reason: str) -> None:
+        """Record a finished trial as FAILED (its files are damaged); it is never used again."""
 
     @abc.abstractmethod
     def summary_rows(self) -> list[dict]:
@@ -163,7 +170,22 @@ class SearchBackend(abc.ABC):
 
 
 SUMMARY_COLUMNS = ["trial_id", "strategy", "key", "params", "score", "search_score", "epochs",
-                   "seconds", "parent", "status"]  # fmt: skip
+                   "seconds", "parent", "status", "reason"]  # fmt: skip
+
+
+def seconds_per_epoch(summaries: list[dict]) -> float:
+    """Median seconds per epoch of the trained trials' summaries (0 before any)."""
+    import numpy as np
+
+    per_epoch = [s["seconds"] / max(int(s.get("epochs", 1)), 1) for s in summaries
+                 if s.get("seconds") is not None]  # fmt: skip
+    return float(np.median(per_epoch)) if per_epoch else 0.0
+
+
+def last_line(message: str | None) -> str | None:
+    """The last non-empty line of a trial's message (the error, after any traceback)."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def trial_order(trial_id: str) -> tuple:

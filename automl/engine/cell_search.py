@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
-
-from automl.engine.base import Candidate, SearchBackend, SearchContext, rank
-from automl.engine.project import read_json, write_json
+from automl.engine.base import Candidate, SearchBackend, SearchContext, rank, seconds_per_epoch
+from automl.engine.final import final_reserve
+from automl.engine.project import DamagedFileError, check_file, checksum, read_json, write_json
 from automl.errors import InputError
+from automl.training import TrainingDiverged
 
 # Scaled down from MiLeNAS (8 cells, 16 channels, 50 epochs on a GPU) for small data on a
 # CPU, where tracing the DARTS supernet's step alone takes a minute or more.
@@ -64,8 +64,6 @@ def options(given: dict | None) -> dict:
 
 class CellSearch(SearchBackend):
     """Runs `strategy="milenas"` or `"darts"` in the project directory."""
-
-    bounds_whole_fit = True  # the time limit covers training the candidates too
 
     @classmethod
     def check_settings(cls, strategy: str, kind: str, task: str, options_: dict | None) -> dict:
@@ -117,11 +115,19 @@ class CellSearch(SearchBackend):
         for index in range(min(len(self.plan), context.budget.max_trials)):
             if self._summary(index):  # trained (or failed) before: never again
                 continue
-            if index and context.budget.left() <= 0:
+            if index and self._time_left() <= self._seconds_needed():
                 context.log(f"{self.method}: time limit reached; "
                             f"{len(self.plan) - index} candidates not trained")  # fmt: skip
                 break
             self._train(index, train, val)
+
+    def _time_left(self) -> float:
+        """Seconds left for trials: the budget less the final model's reserve."""
+        return self.context.budget.left() - final_reserve(self.context.budget.seconds)
+
+    def _seconds_needed(self) -> float:
+        """Two epochs of a typical trained candidate (0 before any)."""
+        return 2 * seconds_per_epoch([self._summary(i) for i in range(len(self.plan))])
 
     def _search_supernet(self, train: tuple) -> dict:
         from automl.cells.search import run_search
@@ -150,22 +156,29 @@ class CellSearch(SearchBackend):
         start = time.time()
         keras.utils.set_random_seed(context.seed * 1000 + index)
         model = context.assemble([self._candidate(index, 0.0)])
-        scores, best = fit_trial(model, context.dataset(*train, shuffle=True),
-                                 context.dataset(*val, shuffle=False), objective=head.objective,
-                                 direction=head.direction, epochs=context.epochs,
-                                 max_epochs=self.opts["max_epochs"],
-                                 deadline=context.budget.deadline)  # fmt: skip
+        deadline = context.budget.deadline
+        if deadline is not None:
+            deadline -= final_reserve(context.budget.seconds)
         entry = self.plan[index]
         summary = {"key": entry["genotype"], "params": model.count_params(),
-                   "search_score": entry["search_score"], "model_size": entry["model_size"],
-                   "epochs": len(scores), "best_epoch": best + 1,
-                   "seconds": round(time.time() - start, 2)}  # fmt: skip
-        if not np.isfinite(scores[best]):
-            summary.update(status="FAILED", reason="training diverged (non-finite score)")
-        else:
-            os.makedirs(os.path.dirname(self._trial_file(index, WEIGHTS_FILE)), exist_ok=True)
-            model.save_weights(self._trial_file(index, WEIGHTS_FILE))
-            summary.update(status="COMPLETED", score=float(scores[best]))
+                   "search_score": entry["search_score"], "model_size": entry["model_size"]}  # fmt: skip
+        try:
+            scores, best = fit_trial(model, context.dataset(*train, shuffle=True),
+                                     context.dataset(*val, shuffle=False),
+                                     objective=head.objective, direction=head.direction,
+                                     epochs=context.epochs, max_epochs=self.opts["max_epochs"],
+                                     deadline=deadline)  # fmt: skip
+        except TrainingDiverged as err:
+            summary.update(status="FAILED", reason=str(err))
+            write_json(self._trial_file(index, SUMMARY_FILE), summary)
+            context.log(f"trial {index}: {self.method} genotype {entry['genotype']} failed: {err}")
+            return
+        path = self._trial_file(index, WEIGHTS_FILE)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        model.save_weights(path)
+        summary.update(status="COMPLETED", score=float(scores[best]), epochs=len(scores),
+                       best_epoch=best + 1, seconds=round(time.time() - start, 2),
+                       weights_sha256=checksum(path))  # fmt: skip
         write_json(self._trial_file(index, SUMMARY_FILE), summary)
         context.log(f"trial {index}: {self.method} genotype {entry['genotype']} -> "
                     f"{head.objective}={scores[best]:.4f} ({summary['params']:,} params, "
@@ -183,9 +196,19 @@ class CellSearch(SearchBackend):
     def load_model(self, candidate: Candidate):
         from automl.training import load_weights
 
+        path = self._trial_file(int(candidate.trial_id), WEIGHTS_FILE)
+        check_file(path, candidate.summary.get("weights_sha256"))
         model = self.context.assemble([candidate])
-        load_weights(model, self._trial_file(int(candidate.trial_id), WEIGHTS_FILE))
+        try:
+            load_weights(model, path)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is a damaged one
+            raise DamagedFileError(f"the weights file {path!r} cannot be read ({err})") from None
         return model
+
+    def mark_failed(self, candidate: Candidate, reason: str) -> None:
+        index = int(candidate.trial_id)
+        summary = {**self._summary(index), "status": "FAILED", "reason": reason}
+        write_json(self._trial_file(index, SUMMARY_FILE), summary)
 
     def summary_rows(self) -> list[dict]:
         rows = []
@@ -195,8 +218,8 @@ class CellSearch(SearchBackend):
                          "key": entry["genotype"], "params": info.get("params"),
                          "score": info.get("score"), "search_score": entry["search_score"],
                          "epochs": info.get("epochs"), "seconds": info.get("seconds"),
-                         "parent": None,
-                         "status": info.get("status", "NOT_TRAINED")})  # fmt: skip
+                         "parent": None, "status": info.get("status", "NOT_TRAINED"),
+                         "reason": info.get("reason")})  # fmt: skip
         return rows
 
 

@@ -15,7 +15,13 @@ import time
 import numpy as np
 
 from automl.engine.base import Candidate, SearchBackend, SearchContext
+from automl.engine.project import DamagedFileError
 from automl.errors import SearchError
+
+
+def final_reserve(seconds: float | None) -> float:
+    """Seconds of a time limit kept for the final model (loading, ensembling, one refit)."""
+    return 0.0 if seconds is None else min(max(2.0, 0.08 * seconds), 120.0)
 
 
 def select_members(ranked: list[Candidate], context: SearchContext, size: int) -> list[Candidate]:
@@ -75,19 +81,45 @@ def ensemble(context: SearchContext, members: list[Candidate], models: list):
 
 def final_model(context: SearchContext, backend: SearchBackend, ranked: list[Candidate],
                 full: tuple | None, size: int, deadline: float | None = None):  # fmt: skip
-    """Refit the members chosen from `ranked` and combine them; returns (model, members)."""
-    members = select_members(ranked, context, size)
-    models = []
-    for candidate in members:
-        model = backend.load_model(candidate)
+    """Refit the members chosen from `ranked` and combine them; returns (model, members).
+
+    A member whose weights are missing or damaged is marked FAILED and replaced.
+    """
+    members, models = load_members(context, backend, ranked, size)
+    for model, candidate in zip(models, members):
         if full is not None:
             refit(model, full, context, candidate, deadline)
-        models.append(model)
     if len(models) == 1:
         return models[0], members
     context.log(f"ensemble of trials {', '.join(c.trial_id for c in members)} "
                 "(their outputs averaged)")  # fmt: skip
     return ensemble(context, members, models), members
+
+
+def load_members(context: SearchContext, backend: SearchBackend, ranked: list[Candidate],
+                 size: int) -> tuple[list[Candidate], list]:  # fmt: skip
+    """(members, their loaded models); members with damaged weights are marked FAILED.
+
+    Raises:
+        SearchError: no finished trial has intact weights.
+    """
+    ranked = list(ranked)
+    while ranked:
+        members, models = select_members(ranked, context, size), []
+        for candidate in members:
+            try:
+                models.append(backend.load_model(candidate))
+            except DamagedFileError as err:
+                context.log(f"trial {candidate.trial_id} is not used: {err}")
+                backend.mark_failed(candidate, f"{err}; this trial is no longer used")
+                ranked.remove(candidate)
+                break
+        else:
+            return members, models
+    raise SearchError(
+        f"Every finished trial's weights are missing or damaged, so there is no model. Pass "
+        f"overwrite=True to search again in {context.project.path}."
+    )
 
 
 def _trial_number(trial_id: str) -> int:

@@ -3,13 +3,15 @@
 The strategy (`bayesian`, `evolution`, `random`) proposes through `StrategyOracle`;
 `GraphTuner` builds each graph behind the task's preprocessing and head, starts a
 morphism child from its parent's trained weights, trains it and saves its weights
-in the trial's folder. The time limit stops new trials from starting and ends the
-running one early; the final refit and ensemble come after it.
+in the trial's folder. The time limit bounds the whole `fit`: the search stops
+starting trials when the time left (less a reserve for the final model) would not
+cover two epochs of a typical trial, and ends the running one early.
 """
 
 from __future__ import annotations
 
-from automl.engine.base import Candidate, SearchBackend, SearchContext, rank, trial_order
+from automl.engine.base import Candidate, SearchBackend, SearchContext, last_line, rank, trial_order
+from automl.engine.final import final_reserve
 from automl.errors import SearchError
 from automl.graph.architecture import ArchitectureGraph
 
@@ -48,7 +50,8 @@ class GraphSearch(SearchBackend):
             strategy, space, keras_tuner.Objective(head.objective, head.direction),
             max_trials=context.budget.max_trials, seed=context.seed,
             time_limit=context.budget.seconds)  # fmt: skip
-        self.tuner = GraphTuner(self.oracle, self.build, epochs=context.epochs, log=context.log,
+        self.tuner = GraphTuner(self.oracle, self.build, context.dataset, epochs=context.epochs,
+                                log=context.log,
                                 directory=context.project.directory,
                                 project_name=context.project.name)  # fmt: skip
 
@@ -64,10 +67,12 @@ class GraphSearch(SearchBackend):
                     f"{context.budget.max_trials} trials"
                     + (f", {done} already finished" if done else "")
                     + (f", time limit {limit:.0f} s" if limit else ""))  # fmt: skip
-        self.oracle.start_clock()
+        deadline = context.budget.deadline
+        if deadline is not None:
+            deadline -= final_reserve(context.budget.seconds)
+        self.oracle.start_clock(deadline)
         try:
-            self.tuner.search(context.dataset(*train, shuffle=True),
-                              context.dataset(*val, shuffle=False))  # fmt: skip
+            self.tuner.search(train, val)
         except RuntimeError as err:  # keras-tuner: too many trials failed in a row
             if not self.candidates():
                 raise SearchError(
@@ -87,6 +92,9 @@ class GraphSearch(SearchBackend):
     def load_model(self, candidate: Candidate):
         return self.tuner.load_model(self.oracle.get_trial(candidate.trial_id))
 
+    def mark_failed(self, candidate: Candidate, reason: str) -> None:
+        self.oracle.mark_failed(candidate.trial_id, reason)
+
     def summary_rows(self) -> list[dict]:
         rows = []
         for trial_id in sorted(self.oracle.trials, key=trial_order):
@@ -99,5 +107,6 @@ class GraphSearch(SearchBackend):
                          "score": trial.score, "search_score": None,
                          "epochs": info.get("epochs"), "seconds": info.get("seconds"),
                          "parent": info.get("parent") or None,
-                         "status": str(trial.status)})  # fmt: skip
+                         "status": str(trial.status),
+                         "reason": last_line(trial.message)})  # fmt: skip
         return rows

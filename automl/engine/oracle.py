@@ -10,18 +10,24 @@ running and failed trials as `pending`, so they propose neither again.
 
 keras-tuner stops a search after `max_consecutive_failed_trials` failed trials in a
 row; the oracle reports that as a `SearchError` naming the last failure, raised once
-the failed trial is recorded.
+the failed trial is recorded. A finished trial whose weights turn out damaged is
+marked FAILED afterwards (`mark_failed`). The oracle writes its files atomically
+and refuses damaged ones by name. After an out-of-memory failure the space's
+model-size cap drops below the failed model's size, and stays there on resume.
 """
 
 from __future__ import annotations
 
+import glob
+import os
 import time
 
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from automl.engine.base import trial_order
+from automl.engine.base import last_line, seconds_per_epoch, trial_order
+from automl.engine.project import read_json, write_json
 from automl.errors import SearchError
 from automl.search.base import Observation, SearchSpace, Strategy
 
@@ -38,7 +44,8 @@ class StrategyOracle(keras_tuner.Oracle):
         objective: a `keras_tuner.Objective` (name and direction of the score).
         max_trials: number of trials in all (finished ones from a resumed search count).
         seed: seed of the proposals.
-        time_limit: seconds after `start_clock()` past which no new trial starts.
+        time_limit: seconds after `start_clock()` past which no new trial starts (or
+            pass `deadline` to `start_clock`).
         max_consecutive_failed_trials: failed trials in a row that stop the search.
     """
 
@@ -54,10 +61,14 @@ class StrategyOracle(keras_tuner.Oracle):
         self.deadline: float | None = None
         self.verbose = 0  # automl prints its own progress
         self._last_failure: str | None = None
+        self.size_cap: int | None = None  # lowered after out-of-memory
 
-    def start_clock(self) -> None:
-        """Start the time limit (no-op without one)."""
-        self.deadline = time.time() + self.time_limit if self.time_limit else None
+    def start_clock(self, deadline: float | None = None) -> None:
+        """Start the time limit: `deadline` (a `time.time()` value) or `time_limit` from now."""
+        if deadline is not None:
+            self.deadline = deadline
+        else:
+            self.deadline = time.time() + self.time_limit if self.time_limit else None
 
     def time_left(self) -> float:
         """Seconds before the time limit (inf without one or before `start_clock`)."""
@@ -85,13 +96,33 @@ class StrategyOracle(keras_tuner.Oracle):
         ]
         return [self.space.loads(t.hyperparameters.values[ARCH]) for t in trials]
 
+    def seconds_needed(self) -> float:
+        """Seconds a new trial needs for two epochs, from the finished trials (0 before any)."""
+        summaries = [read_json(os.path.join(self._get_trial_dir(t.trial_id), "summary.json"), {})
+                     for t in self.trials.values()
+                     if t.status == trial_module.TrialStatus.COMPLETED]  # fmt: skip
+        return 2 * seconds_per_epoch(summaries)
+
+    def lower_size_cap(self, params: int) -> None:
+        """Propose no model of `params` / 2 parameters or more from now on (out of memory)."""
+        self.size_cap = min(self.size_cap or params, max(int(params) // 2, 1))
+        self.space.max_model_size = min(self.space.max_model_size, self.size_cap)
+
+    def mark_failed(self, trial_id: str, message: str) -> None:
+        """Record a finished trial as FAILED (its files turned out damaged)."""
+        trial = self.trials[trial_id]
+        trial.status = trial_module.TrialStatus.FAILED
+        trial.message = message
+        self._save_trial(trial)
+        self.save()
+
     def populate_space(self, trial_id: str) -> dict:
         """The next trial's values: the strategy's architecture (JSON) and its parent's id.
 
         STOPPED once the time limit has passed. The strategy gets the finished trials,
         `pending()`, and a generator seeded by the search seed and the trial number.
         """
-        if self.time_left() <= 0:
+        if self.time_left() <= self.seconds_needed():
             return {"status": trial_module.TrialStatus.STOPPED}
         pending = self.pending()
         rng = np.random.default_rng([self.search_seed, len(self.trials)])
@@ -125,10 +156,29 @@ class StrategyOracle(keras_tuner.Oracle):
             failed.append(trial_id)
         limit = self.max_consecutive_failed_trials
         if failed and limit and len(failed) >= limit:
-            message = self.trials[failed[0]].message or ""
-            lines = [line.strip() for line in message.splitlines() if line.strip()]
-            self._last_failure = lines[-1] if lines else "no message"
+            self._last_failure = last_line(self.trials[failed[0]].message) or "no message"
+
+    # ------------------------------------------------------------------ files
+    def get_state(self):
+        return {**super().get_state(), "size_cap": self.size_cap}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.size_cap = state.get("size_cap")
+        if self.size_cap:
+            self.space.max_model_size = min(self.space.max_model_size, self.size_cap)
+
+    def save(self):
+        write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+                   trial.get_state())  # fmt: skip
 
     def reload(self):
+        """Reload the search; a damaged state file raises `InputError` naming it."""
+        for path in [self._get_oracle_fname(),
+                     *glob.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))]:  # fmt: skip
+            read_json(path)
         super().reload()
         self.verbose = 0
