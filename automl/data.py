@@ -150,6 +150,49 @@ def _check_column_names(frame) -> None:
         )
 
 
+MAX_VOCABULARY = 1000  # a categorical column keeps its most frequent values
+
+
+def _check_no_inf(x: np.ndarray, names: list | None = None) -> None:
+    """Refuse infinite values in a 2-D numeric table (NaN is a missing value, inf an error)."""
+    bad = np.flatnonzero(np.isinf(x).any(axis=0))
+    if len(bad):
+        where = [names[j] if names else int(j) for j in bad[:5]]
+        raise InputError(
+            f"The table holds infinite values in column(s) {where}. NaN counts as a missing "
+            "value (filled with the column's median); inf does not. Replace or drop those "
+            "values, for example x[np.isinf(x)] = np.nan."
+        )
+
+
+def _numeric_stats(values: np.ndarray) -> tuple[float, float, float]:
+    """(median, mean, variance) of a column's present values; (0, 0, 1) when none is."""
+    present = values[~np.isnan(values)]
+    if not present.size:
+        return 0.0, 0.0, 1.0
+    return float(np.median(present)), float(present.mean()), float(max(present.var(), 1e-12))
+
+
+def _numeric_column(col, name: str) -> np.ndarray:
+    """A numeric column as float32, NaN where missing.
+
+    Raises:
+        InputError: the column holds text that is not a number, or infinite values.
+    """
+    import pandas as pd
+
+    values = pd.to_numeric(col, errors="coerce").to_numpy("float64", na_value=np.nan)
+    text = np.isnan(values) & col.notna().to_numpy()
+    if text.any():
+        examples = col[text].astype(str).unique()[:3].tolist()
+        raise InputError(
+            f"Column {name!r} held numbers in fit; here it holds {int(text.sum())} value(s) that "
+            f"are not numbers, e.g. {examples}. Convert them to numbers, or to NaN if missing."
+        )
+    _check_no_inf(values[:, None], [name])
+    return values.astype("float32")
+
+
 def _safe_name(name, used: set) -> str:
     base = re.sub(r"[^0-9A-Za-z_]", "_", str(name)).strip("_") or "col"
     if base[0].isdigit():
@@ -172,6 +215,7 @@ class Preprocessor:
     mean: list = field(default_factory=list)
     variance: list = field(default_factory=list)
     columns: list = field(default_factory=list)  # for "columns": dicts name/input/kind/...
+    fill: list = field(default_factory=list)  # for "table": each column's median (missing values)
 
     # -------------------------------------------------------------- fitting
     @classmethod
@@ -224,11 +268,10 @@ class Preprocessor:
 
             return cls._fit_columns(pd.DataFrame(x))
         x = x.astype("float64")
-        mean = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
-        mean = np.where(np.isnan(mean), 0.0, mean)
-        filled = np.where(np.isfinite(x), x, mean)
-        variance = np.maximum(filled.var(axis=0), 1e-12)
-        return cls("table", [x.shape[1]], [x.shape[1]], mean.tolist(), variance.tolist())
+        _check_no_inf(x)
+        fill, mean, variance = zip(*(_numeric_stats(x[:, j]) for j in range(x.shape[1])))
+        return cls("table", [x.shape[1]], [x.shape[1]], list(mean), list(variance),
+                   fill=list(fill))  # fmt: skip
 
     @classmethod
     def _fit_columns(cls, frame) -> Preprocessor:
@@ -240,15 +283,14 @@ class Preprocessor:
             entry = {"name": str(name), "input": _safe_name(name, used)}
             if series.dtype.kind in "uifb":
                 values = series.to_numpy(dtype="float64", na_value=np.nan)
-                finite = values[np.isfinite(values)]
-                fill = float(np.median(finite)) if finite.size else 0.0
-                entry.update(kind="numeric", fill=fill, mean=float(finite.mean()) if finite.size
-                             else 0.0, variance=float(max(finite.var(), 1e-12)) if finite.size
-                             else 1.0)  # fmt: skip
+                _check_no_inf(values[:, None], [str(name)])
+                fill, mean, variance = _numeric_stats(values)
+                entry.update(kind="numeric", fill=fill, mean=mean, variance=variance)
                 width += 1
             else:
-                values = series.dropna().astype(str)
-                vocabulary = sorted(set(values.tolist()))[:1000]
+                counts = series.dropna().astype(str).value_counts()
+                ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+                vocabulary = sorted(value for value, _ in ranked[:MAX_VOCABULARY])
                 entry.update(kind="categorical", vocabulary=vocabulary)
                 width += len(vocabulary) + 1  # + the out-of-vocabulary slot
             columns.append(entry)
@@ -283,7 +325,8 @@ class Preprocessor:
                 raise InputError(
                     f"The features were numbers in fit. Received: dtype={x.dtype}."
                 ) from None
-            return np.where(np.isfinite(x), x, np.asarray(self.mean, dtype="float32"))
+            _check_no_inf(x)
+            return np.where(np.isnan(x), np.asarray(self.fill or self.mean, dtype="float32"), x)
         if x.dtype.kind not in "uif" or not np.isfinite(x).all():
             raise InputError(
                 "Images must be finite numbers, as in fit. "
@@ -315,8 +358,8 @@ class Preprocessor:
         for c in self.columns:
             col = frame[c["name"]]
             if c["kind"] == "numeric":
-                values = pd.to_numeric(col, errors="coerce").to_numpy("float32", na_value=np.nan)
-                out[c["input"]] = np.where(np.isfinite(values), values, c["fill"])[:, None]
+                values = _numeric_column(col, c["name"])
+                out[c["input"]] = np.where(np.isnan(values), c["fill"], values)[:, None]
             else:
                 out[c["input"]] = col.astype(str).where(col.notna(), "").to_numpy(object)[:, None]
         return out

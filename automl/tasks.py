@@ -165,6 +165,12 @@ class _AutoModel:
         else:
             self.preprocessor_ = data_mod.Preprocessor.fit_table(x)
         self.head_ = HEADS[self._task].fit(y)
+        if self._task == "classification" and self.head_.n_outputs > len(y) / 2:
+            raise InputError(
+                f"y has {self.head_.n_outputs} classes in {len(y)} samples: fewer than 2 samples "
+                "per class on average, too few to learn any class. If y is a continuous target "
+                "or an id, use a regressor or drop it; otherwise pass more samples per class."
+            )
         self.target_ = self.head_.target
         inputs, targets = self.preprocessor_.transform(x), self.head_.encode(y)
         if validation_data is not None:

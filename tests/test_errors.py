@@ -201,6 +201,25 @@ CASES = [
         "duplicated column names: ['a']",
     ),
     Case(
+        "fit/inf in a numpy table",
+        _fit("StructuredDataClassifier", x=np.r_[[[np.inf, 1.0]], np.ones((11, 2))]),
+        InputError,
+        "infinite values in column(s) [0]",
+    ),
+    Case(
+        "fit/inf in a DataFrame",
+        _fit("StructuredDataClassifier", x=FRAME.assign(size=np.r_[-np.inf, np.ones(11)])),
+        InputError,
+        "infinite values in column(s) ['size']",
+    ),
+    Case(
+        "fit/as many classes as rows",
+        _fit(y=np.arange(12)),
+        InputError,
+        "12 classes in 12 samples",
+    ),
+    Case("fit/time_limit=nan", _fit(time_limit=float("nan")), InputError, "time_limit=nan"),
+    Case(
         "fit/table is 1-D",
         _fit("StructuredDataClassifier", x=np.arange(12.0)),
         InputError,
@@ -289,6 +308,27 @@ CASES = [
         lambda c: c.fitted_table.predict(FRAME[["size"]]),
         InputError,
         "Columns missing from the input: ['colour']",
+    ),
+    Case(
+        "predict/text in a numeric column",
+        lambda c: c.fitted_table.predict(FRAME.assign(size=["big"] * 12)),
+        InputError,
+        "Column 'size' held numbers in fit",
+    ),
+    Case(
+        "predict/inf in a numeric column",
+        lambda c: c.fitted_table.predict(FRAME.assign(size=np.inf)),
+        InputError,
+        "infinite values in column(s) ['size']",
+    ),
+    Case(
+        "predict/inf in an image",
+        lambda c: c.fitted.predict(np.where(X > 15, np.inf, X)),
+        InputError,
+        "finite",
+    ),
+    Case(
+        "predict/0 table rows", lambda c: c.fitted_table.predict(FRAME[:0]), InputError, "0 samples"
     ),
     Case(
         "predict/duplicated columns",
@@ -558,6 +598,11 @@ CLI_CASES = [
         "predict/missing model",
         lambda c: ["predict", str(c.tmp / "none.keras"), "x.npz"],
         "No model file",
+    ),
+    (
+        "predict/damaged model",
+        lambda c: ["predict", c.file("broken.keras", "not a zip file"), "x.npz"],
+        "Cannot load",
     ),
     (
         "predict/missing data",

@@ -65,8 +65,8 @@ def data():
 
 
 def make_tuner(tmp_path, objective=("val_loss", "min"), max_trials=1, build_fn=build,
-               **kwargs) -> GraphTuner:  # fmt: skip
-    oracle = StrategyOracle(GrowStrategy(), SPACE, keras_tuner.Objective(*objective),
+               space=SPACE, **kwargs) -> GraphTuner:  # fmt: skip
+    oracle = StrategyOracle(GrowStrategy(), space, keras_tuner.Objective(*objective),
                             max_trials=max_trials, seed=3)  # fmt: skip
     return GraphTuner(oracle, build_fn, batches, directory=str(tmp_path), project_name="p",
                       **kwargs)  # fmt: skip
@@ -121,3 +121,64 @@ def test_a_non_finite_score_fails_the_trial_and_the_search_goes_on(tmp_path, dat
     assert done.status == TrialStatus.COMPLETED and np.isfinite(done.score)
     assert [o.trial_id for o in tuner.oracle.observations()] == ["1"]
     assert done.hyperparameters.values[ARCH] != failed.hyperparameters.values[ARCH]
+
+
+def test_out_of_memory_fails_the_trial_and_lowers_the_size_cap_for_good(tmp_path, data):
+    x, train, val = data
+    space = MorphismSpace((4,), 3)
+    first = space.initial()[0]
+
+    def oom_once(graph):
+        if graph.key() == first.key():
+            raise MemoryError("Unable to allocate 4.0 GiB")
+        return build(graph)
+
+    tuner = make_tuner(tmp_path, max_trials=2, epochs=1, build_fn=oom_once, space=space)
+    tuner.search(train, val)
+    failed = tuner.oracle.get_trial("0")
+    assert failed.status == TrialStatus.FAILED and "out of memory" in failed.message
+    cap = space.max_model_size
+    assert cap < first.count_params()
+    assert tuner.oracle.get_trial("1").status == TrialStatus.COMPLETED
+    again = make_tuner(tmp_path, max_trials=2, epochs=1, space=MorphismSpace((4,), 3))
+    assert again.oracle.space.max_model_size == cap  # the cap survives a resume
+
+
+def test_a_child_of_a_parent_with_damaged_weights_fails_and_so_does_the_parent(tmp_path, data):
+    x, train, val = data
+    tuner = make_tuner(tmp_path, max_trials=1, epochs=1)
+    tuner.search(train, val)
+    with open(tuner.weights_path("0"), "r+b") as f:  # valid length, other bytes
+        f.seek(-64, os.SEEK_END)
+        f.write(b"\x00" * 64)
+    tuner = make_tuner(tmp_path, max_trials=2, epochs=1)
+    tuner.search(train, val)
+    parent, child = tuner.oracle.get_trial("0"), tuner.oracle.get_trial("1")
+    assert child.status == TrialStatus.FAILED
+    assert "Cannot grow from trial 0" in child.message and "model.weights.h5" in child.message
+    assert parent.status == TrialStatus.FAILED and "checksum" in parent.message
+    assert tuner.oracle.observations() == []
+
+
+@pytest.mark.parametrize("name", ["oracle.json", "trial_0/trial.json", "tuner0.json"])
+def test_a_damaged_state_file_is_named_when_the_search_is_reopened(tmp_path, data, name):
+    from automl.errors import InputError
+
+    x, train, val = data
+    make_tuner(tmp_path, max_trials=1, epochs=1).search(train, val)
+    path = tmp_path / "p" / name
+    path.write_text(path.read_text()[: len(path.read_text()) // 2])  # torn
+    with pytest.raises(InputError, match=f"{name}.*overwrite=True"):
+        make_tuner(tmp_path, max_trials=2, epochs=1)
+
+
+def test_a_nan_loss_stops_training_at_that_batch():
+    from automl.training import TrainingDiverged, fit_trial
+
+    model = build(SPACE.initial()[0])
+    x = np.ones((64, 4), "float32")
+    x[20] = np.nan  # the second batch of 16
+    ds = batches(x, np.zeros(64, "int32"))
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 1"):
+        fit_trial(model, ds, ds, objective="val_loss", direction="min", epochs=50)
+    assert int(model.optimizer.iterations.numpy()) == 2  # not 50 epochs of NaN

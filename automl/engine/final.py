@@ -21,7 +21,7 @@ from automl.errors import SearchError
 
 def final_reserve(seconds: float | None) -> float:
     """Seconds of a time limit kept for the final model (loading, ensembling, one refit)."""
-    return 0.0 if seconds is None else min(max(2.0, 0.08 * seconds), 120.0)
+    return 0.0 if seconds is None else min(max(3.0, 0.08 * seconds), 120.0)
 
 
 def select_members(ranked: list[Candidate], context: SearchContext, size: int) -> list[Candidate]:

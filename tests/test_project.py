@@ -1,0 +1,106 @@
+"""A project folder's guards: the lock, the data fingerprint, weights checksums."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl.engine.project import (
+    LOCK_FILE,
+    DamagedFileError,
+    Project,
+    check_file,
+    checksum,
+    fingerprint,
+    read_json,
+)
+from automl.errors import InputError
+
+
+def _write_lock(project: Project, pid: int, host: str | None = None) -> None:
+    os.makedirs(project.path, exist_ok=True)
+    with open(project.file(LOCK_FILE), "w") as f:
+        json.dump({"pid": pid, "host": host or socket.gethostname(), "since": 0}, f)
+
+
+@pytest.fixture
+def other_process():
+    """A live process that is not this one."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_project_held_by_a_live_process_is_refused_and_overwrite_too(tmp_path, other_process):
+    project = Project(tmp_path, "p")
+    _write_lock(project, other_process.pid)
+    with pytest.raises(InputError, match=f"in use by process {other_process.pid}"):
+        project.lock()
+    with pytest.raises(InputError, match="in use by process"):
+        Project(tmp_path, "p", overwrite=True).lock()
+    assert read_json(project.file(LOCK_FILE))["pid"] == other_process.pid  # left alone
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_and_released(tmp_path, other_process):
+    project = Project(tmp_path, "p")
+    _write_lock(project, other_process.pid)
+    other_process.kill()
+    other_process.wait()
+    project.lock()
+    assert read_json(project.file(LOCK_FILE))["pid"] == os.getpid()
+    project.unlock()
+    assert not os.path.exists(project.file(LOCK_FILE))
+
+
+def test_a_lock_from_another_host_is_refused(tmp_path):
+    project = Project(tmp_path, "p")
+    _write_lock(project, 12345, host="another-machine")
+    with pytest.raises(InputError, match="'another-machine'.*delete"):
+        project.lock()
+
+
+def test_overwrite_keeps_the_lock_and_clears_the_rest(tmp_path):
+    project = Project(tmp_path, "p", overwrite=True)
+    project.lock()
+    os.makedirs(project.file("trial_0"))
+    project.start({"task": "x"}, clear=True)
+    assert sorted(os.listdir(project.path)) == sorted([LOCK_FILE, "automl_task.json"])
+
+
+def test_the_fingerprint_changes_with_the_data_and_not_without():
+    x = np.arange(24.0).reshape(6, 4)
+    y = np.array(list("abcabc"), dtype=object)
+    base = fingerprint(x, y, None)
+    assert fingerprint(x.copy(), y.copy(), None) == base
+    changed = x.copy()
+    changed[5, 3] += 1e-9
+    assert fingerprint(changed, y, None) != base
+    assert fingerprint(x, np.array(list("abcabd"), dtype=object), None) != base
+    assert fingerprint(x.reshape(6, 2, 2), y, None) != base  # same bytes, other shape
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["u", "v"]})
+    assert fingerprint(frame) == fingerprint(frame.copy())
+    assert fingerprint(frame) != fingerprint(frame.rename(columns={"b": "c"}))
+    assert fingerprint(frame) != fingerprint(frame.assign(b=["u", "w"]))
+
+
+def test_a_weights_file_is_checked_against_its_checksum(tmp_path):
+    path = tmp_path / "model.weights.h5"
+    path.write_bytes(bytes(range(256)) * 10)
+    digest = checksum(str(path))
+    check_file(str(path), digest)  # intact
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamagedFileError, match="does not match the checksum"):
+        check_file(str(path), digest)
+    os.remove(path)
+    with pytest.raises(DamagedFileError, match="is missing"):
+        check_file(str(path), digest)
