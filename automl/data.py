@@ -154,7 +154,11 @@ MAX_VOCABULARY = 1000  # a categorical column keeps its most frequent values
 
 
 def _check_no_inf(x: np.ndarray, names: list | None = None) -> None:
-    """Refuse infinite values in a 2-D numeric table (NaN is a missing value, inf an error)."""
+    """Refuse infinite values in a 2-D numeric table (NaN is a missing value, inf an error).
+
+    Values beyond float32's range (about 3.4e38), which the model would see as inf,
+    are refused too.
+    """
     bad = np.flatnonzero(np.isinf(x).any(axis=0))
     if len(bad):
         where = [names[j] if names else int(j) for j in bad[:5]]
@@ -162,6 +166,14 @@ def _check_no_inf(x: np.ndarray, names: list | None = None) -> None:
             f"The table holds infinite values in column(s) {where}. NaN counts as a missing "
             "value (filled with the column's median); inf does not. Replace or drop those "
             "values, for example x[np.isinf(x)] = np.nan."
+        )
+    with np.errstate(invalid="ignore"):
+        huge = np.flatnonzero((np.abs(x) > np.finfo("float32").max).any(axis=0))
+    if len(huge):
+        where = [names[j] if names else int(j) for j in huge[:5]]
+        raise InputError(
+            f"The table holds values too large for 32-bit floats (beyond 3.4e38) in column(s) "
+            f"{where}. Rescale those columns first, for example with np.log10."
         )
 
 
@@ -191,6 +203,15 @@ def _numeric_column(col, name: str) -> np.ndarray:
         )
     _check_no_inf(values[:, None], [name])
     return values.astype("float32")
+
+
+def _finite_numbers(x: np.ndarray) -> bool:
+    """Whether `x` holds numbers only, all finite and within float32's range."""
+    if x.dtype.kind not in "uif":
+        return False
+    if x.dtype.kind == "f" and x.size:
+        return bool(np.isfinite(x).all() and np.abs(x).max() <= np.finfo("float32").max)
+    return True
 
 
 def _safe_name(name, used: set) -> str:
@@ -231,10 +252,11 @@ class Preprocessor:
                 "Images must be an array of shape (samples, H, W) or (samples, H, W, C) "
                 f"with C in 1..4. Received: x.shape={x.shape}."
             )
-        if x.dtype.kind not in "uif" or not np.isfinite(x).all():
+        if not _finite_numbers(x):
             raise InputError(
-                "Images must be finite numbers (any integer or float range). "
-                f"Received: dtype={x.dtype}{', with NaN or inf' if x.dtype.kind == 'f' else ''}."
+                "Images must be finite numbers within float32's range (any integer or float "
+                "range up to 3.4e38). "
+                f"Received: dtype={x.dtype}{', with NaN, inf or huge values' if x.dtype.kind == 'f' else ''}."
             )
         if min(x.shape[1:3]) < 2:
             raise InputError(f"Images must be at least 2x2 pixels. Received: x.shape={x.shape}.")
@@ -320,17 +342,18 @@ class Preprocessor:
             )
         if self.kind == "table":
             try:
-                x = x.astype("float32")
+                x = x.astype("float64")
             except (TypeError, ValueError):
                 raise InputError(
                     f"The features were numbers in fit. Received: dtype={x.dtype}."
                 ) from None
             _check_no_inf(x)
+            x = x.astype("float32")
             return np.where(np.isnan(x), np.asarray(self.fill or self.mean, dtype="float32"), x)
-        if x.dtype.kind not in "uif" or not np.isfinite(x).all():
+        if not _finite_numbers(x):
             raise InputError(
-                "Images must be finite numbers, as in fit. "
-                f"Received: dtype={x.dtype}{', with NaN or inf' if x.dtype.kind == 'f' else ''}."
+                "Images must be finite numbers within float32's range, as in fit. "
+                f"Received: dtype={x.dtype}{', with NaN, inf or huge values' if x.dtype.kind == 'f' else ''}."
             )
         return x.astype("float32")
 

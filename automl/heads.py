@@ -22,6 +22,9 @@ from automl.data import check_targets
 from automl.errors import InputError
 
 
+MAX_TARGET = 1e18  # larger regression targets overflow float32 squared errors
+
+
 @dataclass
 class TargetEncoder:
     """Labels in the user's space <-> what the model trains on."""
@@ -57,6 +60,13 @@ class TargetEncoder:
             ) from None
         if not np.isfinite(y).all():
             raise InputError("Regression targets must be finite numbers. Found NaN or inf in y.")
+        largest = float(np.abs(y).max())
+        if largest > MAX_TARGET:
+            raise InputError(
+                f"Regression targets reach {largest:.3g}: squared errors that large overflow "
+                f"32-bit floats (the limit is {MAX_TARGET:.0e}). Divide y by a power of ten, "
+                "for example y / 1e12, and multiply the predictions back."
+            )
         std = y.std(axis=0)
         return cls(task, mean=y.mean(axis=0).tolist(), std=np.where(std > 0, std, 1).tolist())
 

@@ -252,9 +252,16 @@ class _AutoModel:
         backend.search(train, val)
         ranked = backend.candidates()
         if not ranked:
+            failed = [f"trial {r['trial_id']}: {r['reason']}" for r in backend.summary_rows()
+                      if r.get("reason")]  # fmt: skip
+            why = (
+                ("; ".join(failed[:3]) + (" ..." if len(failed) > 3 else ""))
+                if failed
+                else ("the time limit ended the search before any trial finished")
+            )
             raise SearchError(
-                f"No trial finished, so there is no model. Look at the trial messages in "
-                f"{project.path}, or raise time_limit."
+                f"No trial finished, so there is no model ({why}). Fix the cause, or raise "
+                f"time_limit; the trials' messages are in {project.path}."
             )
         self.model_, members = final_model(context, backend, ranked, full, self.ensemble_size,
                                            budget.deadline)  # fmt: skip

@@ -58,3 +58,13 @@ def test_text_in_a_numeric_column_is_refused_at_predict():
         fitted.transform(pd.DataFrame({"a": ["1", "n/a", None]}))
     out = fitted.transform(pd.DataFrame({"a": ["1", None, "3.5"]}))  # numbers as text are fine
     np.testing.assert_allclose(out["a"][:, 0], [1.0, 2.0, 3.5])
+
+
+def test_regression_targets_near_1e30_are_refused_before_training(tmp_path):
+    import automl
+
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    model = automl.StructuredDataRegressor(directory=tmp_path, max_trials=1, verbose=0)
+    with pytest.raises(InputError, match=r"reach 1\.\d+e\+30.*y / 1e12"):
+        model.fit(x, 1e30 * (1 + 0.1 * np.abs(x[:, 0])))
+    assert not (tmp_path / "structured_data_regressor").exists()

@@ -213,6 +213,12 @@ CASES = [
         "infinite values in column(s) ['size']",
     ),
     Case(
+        "fit/1e200 in a table",
+        _fit("StructuredDataClassifier", x=FRAME.assign(size=np.r_[1e200, np.ones(11)])),
+        InputError,
+        "too large for 32-bit floats",
+    ),
+    Case(
         "fit/as many classes as rows",
         _fit(y=np.arange(12)),
         InputError,

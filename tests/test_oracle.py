@@ -1,5 +1,6 @@
 """StrategyOracle, one lifecycle rule per test, with a stub strategy (no training)."""
 
+import os
 import time
 
 import keras_tuner
@@ -74,16 +75,33 @@ def test_proposals_draw_from_the_seed_and_trial_number(tmp_path):
     assert draws == [np.random.default_rng([7, n]).random() for n in range(3)]
 
 
-def test_a_passed_deadline_stops_without_asking_the_strategy(tmp_path):
+def test_a_passed_deadline_stops_without_asking_the_strategy_once_a_trial_finished(tmp_path):
     strategy = StubStrategy()
     oracle = make_oracle(tmp_path, strategy, time_limit=60)
     assert oracle.time_left() == float("inf")  # the clock has not started
     oracle.start_clock()
     assert 0 < oracle.time_left() <= 60
     oracle.deadline = time.time() - 1
-    assert oracle.populate_space("0") == {"status": TrialStatus.STOPPED}
+    first = oracle.create_trial("tuner0")  # no model yet: the first trial always runs
+    assert first.status == TrialStatus.RUNNING
+    finish(oracle, first, score=0.5)
+    assert oracle.populate_space("1") == {"status": TrialStatus.STOPPED}
     assert oracle.create_trial("tuner0").status == TrialStatus.STOPPED
-    assert strategy.calls == [] and oracle.trials == {}
+    assert len(strategy.calls) == 1 and list(oracle.trials) == ["0"]
+
+
+def test_no_trial_starts_when_two_typical_epochs_do_not_fit(tmp_path):
+    from automl.engine.project import write_json
+
+    oracle = make_oracle(tmp_path, StubStrategy(), time_limit=60)
+    finish(oracle, oracle.create_trial("tuner0"), score=0.5)
+    write_json(os.path.join(oracle._get_trial_dir("0"), "summary.json"),
+               {"seconds": 20.0, "epochs": 4})  # fmt: skip
+    assert oracle.seconds_needed() == pytest.approx(10.0)  # two epochs of 5 s
+    oracle.start_clock(time.time() + 9)
+    assert oracle.populate_space("1") == {"status": TrialStatus.STOPPED}
+    oracle.start_clock(time.time() + 30)
+    assert oracle.populate_space("1")["status"] == TrialStatus.RUNNING
 
 
 def test_running_trials_are_passed_to_the_strategy_as_pending(tmp_path):

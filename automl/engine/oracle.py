@@ -119,11 +119,13 @@ class StrategyOracle(keras_tuner.Oracle):
     def populate_space(self, trial_id: str) -> dict:
         """The next trial's values: the strategy's architecture (JSON) and its parent's id.
 
-        STOPPED once the time limit has passed. The strategy gets the finished trials,
-        `pending()`, and a generator seeded by the search seed and the trial number.
+        STOPPED once the time left would not cover two epochs of a typical trial, when
+        some trial has finished (so a time limit always gives a model). The strategy
+        gets the finished trials, `pending()`, and a generator seeded by the search seed
+        and the trial number.
         """
-        if self.time_left() <= self.seconds_needed():
-            return {"status": trial_module.TrialStatus.STOPPED}
+        if self.time_left() <= self.seconds_needed() and self.observations():
+            return {"status": trial_module.TrialStatus.STOPPED}  # (the first model always trains)
         pending = self.pending()
         rng = np.random.default_rng([self.search_seed, len(self.trials)])
         proposal = self.strategy.propose(self.space, self.observations(), rng, pending)
