@@ -21,7 +21,6 @@ import numpy as np
 from automl.data import check_targets
 from automl.errors import InputError
 
-
 MAX_TARGET = 1e18  # larger regression targets overflow float32 squared errors
 
 
