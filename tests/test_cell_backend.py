@@ -66,3 +66,40 @@ def test_time_limit_bounds_the_cell_search(digits, tmp_path):
     assert elapsed < 12 * 1.5 + 5  # graph tracing makes small limits loose, but bounded
     assert (summary["status"] == "COMPLETED").sum() >= 1
     assert len(clf.backend_.plan) >= 1
+
+
+def test_a_failed_or_damaged_genotype_trial_is_recorded_and_the_others_are_used(
+    digits, tmp_path, monkeypatch
+):
+    import automl.training
+
+    x, y = digits
+    real_fit_trial = automl.training.fit_trial
+    calls = []
+
+    def out_of_memory_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("Unable to allocate 2.0 GiB")
+        return real_fit_trial(*args, **kwargs)
+
+    monkeypatch.setattr(automl.training, "fit_trial", out_of_memory_first)
+    clf = _clf(tmp_path).fit(x, y)
+    rows = clf.search_summary().set_index("trial_id")
+    assert rows.loc["0", "status"] == "FAILED" and "MemoryError" in rows.loc["0", "reason"]
+    assert (rows["status"] == "COMPLETED").sum() >= 1
+    assert "0" not in clf.ensemble_trial_ids_
+    member = clf.ensemble_trial_ids_[0]
+    weights = tmp_path / "image_classifier" / f"trial_{member}" / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    from automl.engine.project import read_json
+    from automl.errors import SearchError
+
+    completed = rows.index[rows["status"] == "COMPLETED"].tolist()
+    if completed == [member]:  # the only finished genotype is damaged: no model left
+        with pytest.raises(SearchError, match="missing or damaged"):
+            _clf(tmp_path).fit(x, y)
+    else:
+        assert member not in _clf(tmp_path).fit(x, y).ensemble_trial_ids_
+    summary = read_json(str(weights.parent / "summary.json"))
+    assert summary["status"] == "FAILED" and "model.weights.h5" in summary["reason"]

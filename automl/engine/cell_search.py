@@ -168,10 +168,15 @@ class CellSearch(SearchBackend):
                                      objective=head.objective, direction=head.direction,
                                      epochs=context.epochs, max_epochs=self.opts["max_epochs"],
                                      deadline=deadline)  # fmt: skip
-        except TrainingDiverged as err:
-            summary.update(status="FAILED", reason=str(err))
+        except Exception as err:  # noqa: BLE001 - a failed trial is recorded, as for graphs
+            reason = (
+                str(err) if isinstance(err, TrainingDiverged) else f"{type(err).__name__}: {err}"
+            )
+            summary.update(status="FAILED", reason=reason)
             write_json(self._trial_file(index, SUMMARY_FILE), summary)
-            context.log(f"trial {index}: {self.method} genotype {entry['genotype']} failed: {err}")
+            context.log(
+                f"trial {index}: {self.method} genotype {entry['genotype']} failed: {reason}"
+            )
             return
         path = self._trial_file(index, WEIGHTS_FILE)
         os.makedirs(os.path.dirname(path), exist_ok=True)
