@@ -7,7 +7,6 @@ with exit status 2 (as argparse does for bad arguments); no traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -114,8 +113,9 @@ def fit(args) -> dict:
     result = {"dataset": data.name, "metric": metric, "test_score": test_score,
               "seconds": round(seconds, 2), "trials": int(len(summary)), "model_path": path}  # fmt: skip
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        from automl.engine.project import write_json
+
+        write_json(args.json, result, indent=2)
     return result
 
 

@@ -95,12 +95,19 @@ def save_model(estimator, path) -> str:
         "preprocessor": _plain(dataclasses.asdict(estimator.preprocessor_)),
         "target": _plain(dataclasses.asdict(estimator.target_)),
     }
-    try:
-        model.save(path)
-        with open(path + SIDECAR, "w") as f:
-            json.dump(info, f)
+    from automl.engine.project import write_json
+
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    try:  # written whole, then renamed: a kill never leaves a torn model
+        model.save(tmp)
+        os.replace(tmp, path)
+        write_json(path + SIDECAR, info)
     except OSError as err:
         raise InputError(f"Cannot write the model to {path!r}: {err}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 

@@ -87,14 +87,14 @@ def fingerprint(*arrays) -> str:
     return digest.hexdigest()[:32]
 
 
-def write_json(path: str, value) -> None:
+def write_json(path: str, value, indent: int | None = None) -> None:
     """Write JSON atomically: a temporary file in the same folder, then a rename."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(value, f)
+            json.dump(value, f, indent=indent)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
