@@ -30,34 +30,43 @@ def _write_lock(project: Project, pid: int, host: str | None = None) -> None:
         json.dump({"pid": pid, "host": host or socket.gethostname(), "since": 0}, f)
 
 
-@pytest.fixture
-def other_process():
-    """A live process that is not this one."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc
-    proc.kill()
-    proc.wait()
+def _holding(project: Project) -> subprocess.Popen:
+    """A live process that holds the project's lock (it prints a line once it does)."""
+    code = ("import sys, time; from automl.engine.project import Project; "
+            f"Project({project.directory!r}, {project.name!r}).lock(); print('locked', "
+            "flush=True); time.sleep(60)")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
 
 
-def test_a_project_held_by_a_live_process_is_refused_and_overwrite_too(tmp_path, other_process):
+def test_a_project_held_by_a_live_process_is_refused_and_overwrite_too(tmp_path):
     project = Project(tmp_path, "p")
-    _write_lock(project, other_process.pid)
-    with pytest.raises(InputError, match=f"in use by process {other_process.pid}"):
-        project.lock()
-    with pytest.raises(InputError, match="in use by process"):
-        Project(tmp_path, "p", overwrite=True).lock()
-    assert read_json(project.file(LOCK_FILE))["pid"] == other_process.pid  # left alone
+    holder = _holding(project)
+    try:
+        with pytest.raises(InputError, match=f"in use by process {holder.pid} "):
+            project.lock()
+        with pytest.raises(InputError, match="in use by process"):
+            Project(tmp_path, "p", overwrite=True).lock()
+        assert read_json(project.file(LOCK_FILE))["pid"] == holder.pid  # left alone
+    finally:
+        holder.kill()
+        holder.wait()
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over_and_released(tmp_path, other_process):
+def test_a_lock_left_by_a_killed_process_is_taken_over_and_released(tmp_path):
     project = Project(tmp_path, "p")
-    _write_lock(project, other_process.pid)
-    other_process.kill()
-    other_process.wait()
+    holder = _holding(project)
+    holder.kill()  # SIGKILL: no cleanup, the file stays behind
+    holder.wait()
+    assert read_json(project.file(LOCK_FILE))["pid"] == holder.pid
     project.lock()
     assert read_json(project.file(LOCK_FILE))["pid"] == os.getpid()
+    with pytest.raises(InputError, match=f"in use by process {os.getpid()} "):
+        Project(tmp_path, "p").lock()  # held: even another fit in this process is refused
     project.unlock()
     assert not os.path.exists(project.file(LOCK_FILE))
+    Project(tmp_path, "p").lock()  # free again
 
 
 def test_a_lock_from_another_host_is_refused(tmp_path):

@@ -183,4 +183,10 @@ class StrategyOracle(keras_tuner.Oracle):
                      *glob.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))]:  # fmt: skip
             read_json(path)
         super().reload()
+        # keras-tuner retries the trials oracle.json lists as running; a kill between a new
+        # trial's file and oracle.json leaves one RUNNING that it does not list: retry it too.
+        for trial_id in sorted(self.trials, key=trial_order):
+            running = self.trials[trial_id].status == trial_module.TrialStatus.RUNNING
+            if running and trial_id not in self._retry_queue:
+                self._retry_queue.append(trial_id)
         self.verbose = 0

@@ -188,87 +188,99 @@ class Project:
 
     # ------------------------------------------------------------------ the lock
     def lock(self) -> None:
-        """Take the project's lock file, or refuse if a live process holds it.
+        """Take the project's lock file, or refuse if another live process holds it.
 
-        A lock left by a dead process on this host is taken over. A lock from another
-        host cannot be checked and is refused (delete it if that process is gone).
+        The lock is an exclusive `flock` on `automl.lock` (the kernel drops it when its
+        process dies, so a killed search's lock is taken over); the file also names the
+        holder's pid and host for the message. A lock file written on another host is
+        refused, since its process cannot be checked from here.
 
         Raises:
             InputError: another process is writing this project.
         """
         os.makedirs(self.path, exist_ok=True)
         path = self.file(LOCK_FILE)
-        mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        for _ in range(5):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder(path)
-                if holder is not None and _alive(holder):
-                    since = time.strftime("%Y-%m-%d %H:%M:%S",
-                                          time.localtime(holder.get("since", 0)))  # fmt: skip
-                    raise InputError(
-                        f"The project folder {self.path!r} is in use by process "
-                        f"{holder.get('pid')} on {holder.get('host')!r} (since {since}). Wait "
-                        "for that search to end, or choose another project_name or directory. "
-                        f"If that process is gone, delete {path!r}."
-                    ) from None
-                try:  # stale: move it aside, then try again
-                    os.replace(path, f"{path}.stale-{os.getpid()}")
-                    os.remove(f"{path}.stale-{os.getpid()}")
-                except FileNotFoundError:
-                    pass
+        host = socket.gethostname()
+        for _ in range(10):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            holder = _read_holder(fd)
+            other_host = holder is not None and holder.get("host") not in (None, host)
+            if other_host or not _try_lock(fd, holder):
+                os.close(fd)
+                raise self._busy(path, holder)
+            if not _same_file(fd, path):  # its holder removed it meanwhile: use the new one
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(mine, f)
-                f.flush()
-                os.fsync(f.fileno())
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": host,
+                                     "since": time.time()}).encode())  # fmt: skip
+            os.fsync(fd)
+            self._lock_fd = fd
             return
-        raise InputError(f"Could not take the lock file {path!r}; another process keeps taking it.")
+        raise InputError(f"Could not take the lock file {path!r}; other processes keep taking it.")
 
     def unlock(self) -> None:
-        """Release the lock file if this process holds it."""
+        """Release the lock (and remove its file) if this project object holds it."""
+        fd = getattr(self, "_lock_fd", None)
+        if fd is None:
+            return
         path = self.file(LOCK_FILE)
-        holder = self._holder(path)
-        mine = (os.getpid(), socket.gethostname())
-        if holder is not None and (holder.get("pid"), holder.get("host")) == mine:
+        if _same_file(fd, path):
             os.remove(path)
+        os.close(fd)  # releases the flock
+        self._lock_fd = None
 
-    @staticmethod
-    def _holder(path: str) -> dict | None:
-        """The lock's content; None when absent or unreadable (an interrupted write)."""
-        try:
-            with open(path) as f:
-                holder = json.load(f)
-            return holder if isinstance(holder, dict) else None
-        except (OSError, ValueError):
-            if os.path.exists(path) and time.time() - os.path.getmtime(path) < 10:
-                return {"pid": -1, "host": "", "since": time.time()}  # being written now
-            return None
+    def _busy(self, path: str, holder: dict | None) -> InputError:
+        if holder is None:
+            who = "another process"
+        else:
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("since", 0)))
+            who = f"process {holder.get('pid')} on {holder.get('host')!r} (since {since})"
+        return InputError(
+            f"The project folder {self.path!r} is in use by {who}. Wait for that search to "
+            f"end, or choose another project_name or directory. If that process is gone, "
+            f"delete {path!r}."
+        )
 
 
-def _alive(holder: dict) -> bool:
-    """Whether the lock holder may still be running (always True for another host)."""
-    if holder.get("pid") == -1:
-        return True
-    if holder.get("host") != socket.gethostname():
-        return True
-    pid = holder.get("pid")
+def _read_holder(fd: int) -> dict | None:
+    """The lock file's content; None when empty or unreadable."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"null")
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _try_lock(fd: int, holder: dict | None) -> bool:
+    """Take an exclusive, non-blocking flock; without fcntl, judge the holder's pid."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: a lock whose process is alive is held
+        return holder is None or not _alive(holder.get("pid"))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """Whether the open `fd` is still the file at `path`."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _alive(pid) -> bool:
+    """Whether process `pid` of this host is running."""
     if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        return False  # our own leftover (a fit in this process that ended) is stale
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    """False for a process that has exited but not been reaped (Linux); True otherwise."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return True
