@@ -85,7 +85,10 @@ def final_model(context: SearchContext, backend: SearchBackend, ranked: list[Can
 
     A member whose weights are missing or damaged is marked FAILED and replaced.
     """
+    started = time.time()
     members, models = load_members(context, backend, ranked, size)
+    if deadline is not None and len(models) > 1:  # building the ensemble takes about as long
+        deadline -= time.time() - started
     for model, candidate in zip(models, members):
         if full is not None:
             refit(model, full, context, candidate, deadline)
