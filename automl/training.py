@@ -35,7 +35,8 @@ class StopAtDeadline(keras.callbacks.Callback):
     """Stops training once `deadline` (a `time.time()` value) has passed.
 
     Checked after every batch, so a long epoch does not run past the deadline; the
-    first `min_epochs` epochs always run, so a model is never left untrained.
+    first `min_epochs` epochs always run, so a model is never left untrained. It
+    also records when each epoch ended (`epoch_ends`, seconds after training began).
 
     Args:
         deadline: the wall-clock time to stop at, or None for no limit.
@@ -48,6 +49,8 @@ class StopAtDeadline(keras.callbacks.Callback):
         self.min_epochs = min_epochs
         self.epochs_done = 0
         self.stopped = False
+        self.started = time.time()
+        self.epoch_ends: list[float] = []
 
     def _check(self) -> None:
         if self.deadline is None or self.epochs_done < self.min_epochs:
@@ -56,12 +59,25 @@ class StopAtDeadline(keras.callbacks.Callback):
             self.model.stop_training = True
             self.stopped = True
 
+    def on_train_begin(self, logs=None):
+        self.started = time.time()
+
     def on_train_batch_end(self, batch, logs=None):
         self._check()
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_done += 1
+        self.epoch_ends.append(time.time() - self.started)
         self._check()
+
+
+def epoch_timing(epoch_ends: list[float]) -> dict:
+    """{"first_epoch_seconds", "epoch_seconds"}: the first epoch (with tracing), then each next."""
+    if not epoch_ends:
+        return {}
+    first = epoch_ends[0]
+    steady = (epoch_ends[-1] - first) / (len(epoch_ends) - 1) if len(epoch_ends) > 1 else first
+    return {"first_epoch_seconds": round(first, 3), "epoch_seconds": round(steady, 3)}
 
 
 def load_weights(model: keras.Model, path: str) -> None:
@@ -73,7 +89,7 @@ def load_weights(model: keras.Model, path: str) -> None:
 
 def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str,
               direction: str, epochs: int | None = None, max_epochs: int = 200,
-              patience: int = 5, deadline: float | None = None) -> tuple[list[float], int]:  # fmt: skip
+              patience: int = 5, deadline: float | None = None) -> tuple[list[float], int, dict]:  # fmt: skip
     """Train one trial's model; returns the objective per epoch and the epoch it keeps.
 
     With `epochs=None` training stops early (`patience` epochs without improvement,
@@ -92,13 +108,14 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
         deadline: a `time.time()` value, or None.
 
     Returns:
-        (scores, kept): the objective of every epoch, and the index of the kept epoch.
+        (scores, kept, timing): the objective of every epoch, the index of the kept
+        epoch, and `epoch_timing` of the run.
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (training stops at that batch).
     """
-    nan_stop = StopOnNonFinite()
-    callbacks: list = [nan_stop, StopAtDeadline(deadline, min_epochs=1)]
+    nan_stop, timer = StopOnNonFinite(), StopAtDeadline(deadline, min_epochs=1)
+    callbacks: list = [nan_stop, timer]
     stopper = None
     if epochs is None:
         stopper = keras.callbacks.EarlyStopping(monitor=objective, mode=direction,
@@ -118,7 +135,7 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
     if not math.isfinite(scores[kept]):
         raise TrainingDiverged(f"the {objective} is {scores[kept]} at epoch {kept + 1}: "
                                "training diverged")  # fmt: skip
-    return scores, kept
+    return scores, kept, epoch_timing(timer.epoch_ends)
 
 
 def is_out_of_memory(err: BaseException) -> bool:

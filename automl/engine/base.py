@@ -173,13 +173,24 @@ SUMMARY_COLUMNS = ["trial_id", "strategy", "key", "params", "score", "search_sco
                    "seconds", "parent", "status", "reason"]  # fmt: skip
 
 
-def seconds_per_epoch(summaries: list[dict]) -> float:
-    """Median seconds per epoch of the trained trials' summaries (0 before any)."""
+def epoch_costs(summary: dict) -> tuple[float, float]:
+    """(first epoch, each later epoch) in seconds, from a trained trial's summary.
+
+    The first epoch includes tracing the model's steps. Summaries without epoch
+    timings give the mean seconds per epoch for both.
+    """
+    if "epoch_seconds" in summary:
+        return float(summary["first_epoch_seconds"]), float(summary["epoch_seconds"])
+    mean = float(summary.get("seconds", 0.0)) / max(int(summary.get("epochs", 1)), 1)
+    return mean, mean
+
+
+def seconds_to_start(summaries: list[dict]) -> float:
+    """Seconds a new trial needs for two epochs: the median over trained trials (0 before any)."""
     import numpy as np
 
-    per_epoch = [s["seconds"] / max(int(s.get("epochs", 1)), 1) for s in summaries
-                 if s.get("seconds") is not None]  # fmt: skip
-    return float(np.median(per_epoch)) if per_epoch else 0.0
+    costs = [sum(epoch_costs(s)) for s in summaries if s.get("seconds") is not None]
+    return float(np.median(costs)) if costs else 0.0
 
 
 def last_line(message: str | None) -> str | None:

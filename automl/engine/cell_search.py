@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 
-from automl.engine.base import Candidate, SearchBackend, SearchContext, rank, seconds_per_epoch
+from automl.engine.base import Candidate, SearchBackend, SearchContext, rank, seconds_to_start
 from automl.engine.final import final_reserve
 from automl.engine.project import DamagedFileError, check_file, checksum, read_json, write_json
 from automl.errors import InputError
@@ -127,7 +127,7 @@ class CellSearch(SearchBackend):
 
     def _seconds_needed(self) -> float:
         """Two epochs of a typical trained candidate (0 before any)."""
-        return 2 * seconds_per_epoch([self._summary(i) for i in range(len(self.plan))])
+        return seconds_to_start([self._summary(i) for i in range(len(self.plan))])
 
     def _search_supernet(self, train: tuple) -> dict:
         from automl.cells.search import run_search
@@ -163,7 +163,7 @@ class CellSearch(SearchBackend):
         summary = {"key": entry["genotype"], "params": model.count_params(),
                    "search_score": entry["search_score"], "model_size": entry["model_size"]}  # fmt: skip
         try:
-            scores, best = fit_trial(model, context.dataset(*train, shuffle=True),
+            scores, best, timing = fit_trial(model, context.dataset(*train, shuffle=True),
                                      context.dataset(*val, shuffle=False),
                                      objective=head.objective, direction=head.direction,
                                      epochs=context.epochs, max_epochs=self.opts["max_epochs"],
@@ -182,7 +182,7 @@ class CellSearch(SearchBackend):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         model.save_weights(path)
         summary.update(status="COMPLETED", score=float(scores[best]), epochs=len(scores),
-                       best_epoch=best + 1, seconds=round(time.time() - start, 2),
+                       best_epoch=best + 1, seconds=round(time.time() - start, 2), **timing,
                        weights_sha256=checksum(path))  # fmt: skip
         write_json(self._trial_file(index, SUMMARY_FILE), summary)
         context.log(f"trial {index}: {self.method} genotype {entry['genotype']} -> "

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from automl.engine.base import Candidate, SearchBackend, SearchContext
+from automl.engine.base import Candidate, SearchBackend, SearchContext, epoch_costs
 from automl.engine.project import DamagedFileError
 from automl.errors import SearchError
 
@@ -36,8 +36,9 @@ def refit(model, full: tuple, context: SearchContext, candidate: Candidate,
     """Fine-tune a member on `full` = (inputs, targets) at a tenth of its learning rate.
 
     Runs half the member's best epoch count (1 to 20), seeded by the trial. With a
-    `deadline`, a refit that its measured seconds per epoch say cannot finish in
-    time is skipped. Returns whether it ran.
+    `deadline`, a refit that the trial's measured epoch times (its first epoch's
+    tracing, then each epoch on a quarter more data) say cannot finish in time is
+    skipped. Returns whether it ran.
     """
     import keras
 
@@ -46,8 +47,8 @@ def refit(model, full: tuple, context: SearchContext, candidate: Candidate,
         return False
     epochs = max(1, min(int(summary.get("best_epoch", 1)) // 2, 20))
     if deadline is not None:
-        per_epoch = summary.get("seconds", 0.0) / max(int(summary.get("epochs", 1)), 1)
-        if time.time() + epochs * per_epoch * 1.25 > deadline:
+        first, later = epoch_costs(summary)  # tracing, then epochs on 1.25x the data
+        if time.time() + 1.1 * (max(first - later, 0.0) + epochs * later * 1.25) > deadline:
             context.log(f"no time left to refit trial {candidate.trial_id}; kept as trained")
             return False
     context.log(f"refitting trial {candidate.trial_id} on train + validation data for "

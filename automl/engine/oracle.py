@@ -26,7 +26,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from automl.engine.base import last_line, seconds_per_epoch, trial_order
+from automl.engine.base import last_line, seconds_to_start, trial_order
 from automl.engine.project import read_json, write_json
 from automl.errors import SearchError
 from automl.search.base import Observation, SearchSpace, Strategy
@@ -101,7 +101,7 @@ class StrategyOracle(keras_tuner.Oracle):
         summaries = [read_json(os.path.join(self._get_trial_dir(t.trial_id), "summary.json"), {})
                      for t in self.trials.values()
                      if t.status == trial_module.TrialStatus.COMPLETED]  # fmt: skip
-        return 2 * seconds_per_epoch(summaries)
+        return seconds_to_start(summaries)
 
     def lower_size_cap(self, params: int) -> None:
         """Propose no model of `params` / 2 parameters or more from now on (out of memory)."""

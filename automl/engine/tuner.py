@@ -138,7 +138,7 @@ class GraphTuner(base_tuner.BaseTuner):
         name = self.oracle.objective.name
         try:
             model, parent = self._start_model(trial.trial_id, graph, values.get(PARENT, ""))
-            scores, kept = fit_trial(model, self.make_dataset(*train_data, shuffle=True),
+            scores, kept, timing = fit_trial(model, self.make_dataset(*train_data, shuffle=True),
                                      self.make_dataset(*validation_data, shuffle=False),
                                      objective=name, direction=self.oracle.objective.direction,
                                      epochs=self.epochs, max_epochs=self.max_epochs,
@@ -161,7 +161,7 @@ class GraphTuner(base_tuner.BaseTuner):
         summary = {"key": graph.key(), "params": graph.count_params(), "epochs": len(scores),
                    "best_epoch": kept + 1, "score": score,
                    "seconds": round(time.time() - start, 2), "parent": parent,
-                   "strategy": values.get("strategy", ""),
+                   "strategy": values.get("strategy", ""), **timing,
                    "weights_sha256": checksum(path)}  # fmt: skip
         write_json(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), summary)
         if self.log:
