@@ -113,3 +113,19 @@ def test_a_weights_file_is_checked_against_its_checksum(tmp_path):
     os.remove(path)
     with pytest.raises(DamagedFileError, match="is missing"):
         check_file(str(path), digest)
+
+
+def test_fit_on_other_data_of_the_same_shape_refuses_the_old_search(tmp_path):
+    import automl
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 16, size=(24, 8, 8)), np.arange(24) % 3
+    settings = {"directory": tmp_path, "max_trials": 1, "epochs": 1, "ensemble_size": 1,
+                "verbose": 0, "max_model_size": 20_000}  # fmt: skip
+    automl.ImageClassifier(**settings).fit(x, y)
+    noise, letters = rng.uniform(0, 16, size=(24, 8, 8)), np.array(list("abc") * 8)
+    with pytest.raises(InputError, match="other data \\(its fingerprint differs\\).*overwrite=True"):
+        automl.ImageClassifier(**settings).fit(noise, y)
+    with pytest.raises(InputError, match="project_name"):
+        automl.ImageClassifier(**settings).fit(x, letters)
+    automl.ImageClassifier(**settings).fit(x, y)  # the same data resumes
