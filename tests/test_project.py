@@ -124,7 +124,9 @@ def test_fit_on_other_data_of_the_same_shape_refuses_the_old_search(tmp_path):
                 "verbose": 0, "max_model_size": 20_000}  # fmt: skip
     automl.ImageClassifier(**settings).fit(x, y)
     noise, letters = rng.uniform(0, 16, size=(24, 8, 8)), np.array(list("abc") * 8)
-    with pytest.raises(InputError, match="other data \\(its fingerprint differs\\).*overwrite=True"):
+    with pytest.raises(
+        InputError, match="other data \\(its fingerprint differs\\).*overwrite=True"
+    ):
         automl.ImageClassifier(**settings).fit(noise, y)
     with pytest.raises(InputError, match="project_name"):
         automl.ImageClassifier(**settings).fit(x, letters)
