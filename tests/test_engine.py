@@ -119,3 +119,20 @@ def test_budget_counts_down():
     budget = Budget(3, seconds=100.0)
     assert 99.0 < budget.left() <= 100.0
     assert budget.deadline == pytest.approx(budget.started + 100.0)
+
+
+def test_a_refit_runs_only_when_its_measured_epoch_times_fit_before_the_deadline(tmp_path):
+    import time
+
+    from automl.engine.final import final_reserve, refit
+
+    head = ClassificationHead.fit(np.array([0, 1]))
+    context = _context(head, tmp_path)
+    summary = {"best_epoch": 4, "epochs": 6, "seconds": 12.0,  # 2 refit epochs
+               "first_epoch_seconds": 5.0, "epoch_seconds": 1.0}  # fmt: skip
+    candidate = Candidate("0", 0.9, None, None, summary)
+    # tracing 4 s + 2 epochs x 1 s x 1.25 = 6.5 s, x1.1 = 7.15 s: too long for 7 s (the
+    # mean seconds per epoch alone, 2 s, would have said 2 x 2 x 1.25 = 5 s)
+    assert refit(None, (None, None), context, candidate, deadline=time.time() + 7.0) is False
+    assert final_reserve(None) == 0.0
+    assert final_reserve(30) == 3.0 and final_reserve(100) == 8.0 and final_reserve(1e5) == 120.0
