@@ -196,7 +196,9 @@ def seconds_to_start(summaries: list[dict]) -> float:
 def last_line(message: str | None) -> str | None:
     """The last non-empty line of a trial's message (the error, after any traceback)."""
     lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
-    return lines[-1] if lines else None
+    if not lines:
+        return None
+    return lines[-1].removeprefix("keras_tuner.src.errors.FailedTrialError: ")
 
 
 def trial_order(trial_id: str) -> tuple:
