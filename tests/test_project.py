@@ -131,3 +131,22 @@ def test_fit_on_other_data_of_the_same_shape_refuses_the_old_search(tmp_path):
     with pytest.raises(InputError, match="project_name"):
         automl.ImageClassifier(**settings).fit(x, letters)
     automl.ImageClassifier(**settings).fit(x, y)  # the same data resumes
+
+
+def test_without_flock_the_holders_pid_decides(tmp_path, monkeypatch):
+    import fcntl
+
+    def no_flock(fd, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    project = Project(tmp_path, "p")
+    _write_lock(project, os.getppid())  # a live process: refused
+    with pytest.raises(InputError, match=f"in use by process {os.getppid()} "):
+        project.lock()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _write_lock(project, dead.pid)  # a dead one: taken over
+    project.lock()
+    assert read_json(project.file(LOCK_FILE))["pid"] == os.getpid()
+    project.unlock()

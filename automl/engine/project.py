@@ -262,6 +262,8 @@ def _try_lock(fd: int, holder: dict | None) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    except OSError:  # a file system without flock (some network mounts): judge the pid
+        return holder is None or not _alive(holder.get("pid"))
     return True
 
 
