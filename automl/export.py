@@ -14,9 +14,10 @@ import os
 
 import numpy as np
 
-from automl.data import Preprocessor, as_dataset, n_samples, to_arrays
+from automl.data import as_dataset, n_samples, to_arrays
 from automl.errors import InputError
 from automl.heads import TargetEncoder
+from automl.preprocessing import Preprocessor
 
 SIDECAR = ".automl.json"
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from automl import data as data_mod
 from automl.errors import InputError, NotFittedError, SearchError
+from automl.preprocessing import Preprocessor
 
 
 def parse_time_limit(value) -> float | None:
@@ -161,9 +162,9 @@ class _AutoModel:
         if len(y) < 4:
             raise InputError(f"fit needs at least 4 samples. Received: {len(y)}.")
         if self._kind == "image":
-            self.preprocessor_ = data_mod.Preprocessor.fit_images(x)
+            self.preprocessor_ = Preprocessor.fit_images(x)
         else:
-            self.preprocessor_ = data_mod.Preprocessor.fit_table(x)
+            self.preprocessor_ = Preprocessor.fit_table(x)
         self.head_ = HEADS[self._task].fit(y)
         if self._task == "classification" and self.head_.n_outputs > len(y) / 2:
             raise InputError(

@@ -26,6 +26,7 @@ from automl import data as data_mod
 from automl.engine.project import Project
 from automl.errors import InputError
 from automl.heads import Head
+from automl.preprocessing import Preprocessor
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Budget:
 class SearchContext:
     """What a backend needs from the estimator; built once per `fit`."""
 
-    preprocessor: data_mod.Preprocessor
+    preprocessor: Preprocessor
     head: Head
     project: Project
     strategy: str
