@@ -80,6 +80,21 @@ def epoch_timing(epoch_ends: list[float]) -> dict:
     return {"first_epoch_seconds": round(first, 3), "epoch_seconds": round(steady, 3)}
 
 
+def load_checked_weights(model: keras.Model, path: str, sha256: str | None) -> None:
+    """Load a trial's weights after checking the file against its recorded SHA-256.
+
+    Raises:
+        DamagedFileError: the file is missing, fails its checksum, or cannot be read.
+    """
+    from automl.engine.project import DamagedFileError, check_file
+
+    check_file(path, sha256)
+    try:
+        load_weights(model, path)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a damaged one
+        raise DamagedFileError(f"the weights file {path!r} cannot be read ({err})") from None
+
+
 def load_weights(model: keras.Model, path: str) -> None:
     """Load saved weights into `model`; its fresh optimizer's state is not in the file."""
     with warnings.catch_warnings():

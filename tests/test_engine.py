@@ -124,7 +124,8 @@ def test_budget_counts_down():
 def test_a_refit_runs_only_when_its_measured_epoch_times_fit_before_the_deadline(tmp_path):
     import time
 
-    from automl.engine.final import final_reserve, refit
+    from automl.engine.base import final_reserve
+    from automl.engine.final import refit
 
     head = ClassificationHead.fit(np.array([0, 1]))
     context = _context(head, tmp_path)

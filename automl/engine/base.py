@@ -29,9 +29,18 @@ from automl.heads import Head
 from automl.preprocessing import Preprocessor
 
 
+def final_reserve(seconds: float | None) -> float:
+    """Seconds of a time limit kept for the final model (loading, ensembling, one refit)."""
+    return 0.0 if seconds is None else min(max(3.0, 0.08 * seconds), 120.0)
+
+
 @dataclass
 class Budget:
-    """A search's limits: trials and wall-clock seconds from `start()`."""
+    """A search's limits: trials and wall-clock seconds from `start()`.
+
+    The time limit bounds the whole `fit`; the search itself ends at `search_deadline`,
+    which keeps `final_reserve` seconds for the final model.
+    """
 
     max_trials: int
     seconds: float | None = None
@@ -44,9 +53,17 @@ class Budget:
     def deadline(self) -> float | None:
         return None if self.seconds is None else self.started + self.seconds
 
+    @property
+    def search_deadline(self) -> float | None:
+        return None if self.seconds is None else self.deadline - final_reserve(self.seconds)
+
     def left(self) -> float:
         """Seconds left (inf without a time limit)."""
         return float("inf") if self.seconds is None else self.deadline - time.time()
+
+    def search_left(self) -> float:
+        """Seconds left for the search (inf without a time limit)."""
+        return float("inf") if self.seconds is None else self.search_deadline - time.time()
 
 
 @dataclass
@@ -118,8 +135,8 @@ class SearchBackend(abc.ABC):
 
     Subclasses implement the abstract methods below. A backend reused on the same
     project with `overwrite=False` continues from the trials it finds there. The
-    budget's time limit bounds the whole `fit`: a backend stops its search early
-    enough to leave `final.final_reserve` seconds for the final model.
+    budget's time limit bounds the whole `fit`: a backend's search ends by
+    `budget.search_deadline`, which leaves time for the final model.
     """
 
     def __init__(self, context: SearchContext):

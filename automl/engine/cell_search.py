@@ -16,8 +16,7 @@ import os
 import time
 
 from automl.engine.base import Candidate, SearchBackend, SearchContext, rank, seconds_to_start
-from automl.engine.final import final_reserve
-from automl.engine.project import DamagedFileError, check_file, checksum, read_json, write_json
+from automl.engine.project import checksum, read_json, write_json
 from automl.errors import InputError
 from automl.training import TrainingDiverged
 
@@ -115,15 +114,11 @@ class CellSearch(SearchBackend):
         for index in range(min(len(self.plan), context.budget.max_trials)):
             if self._summary(index):  # trained (or failed) before: never again
                 continue
-            if index and self._time_left() <= self._seconds_needed():
+            if index and context.budget.search_left() <= self._seconds_needed():
                 context.log(f"{self.method}: time limit reached; "
                             f"{len(self.plan) - index} candidates not trained")  # fmt: skip
                 break
             self._train(index, train, val)
-
-    def _time_left(self) -> float:
-        """Seconds left for trials: the budget less the final model's reserve."""
-        return self.context.budget.left() - final_reserve(self.context.budget.seconds)
 
     def _seconds_needed(self) -> float:
         """Two epochs of a typical trained candidate (0 before any)."""
@@ -156,9 +151,6 @@ class CellSearch(SearchBackend):
         start = time.time()
         keras.utils.set_random_seed(context.seed * 1000 + index)
         model = context.assemble([self._candidate(index, 0.0)])
-        deadline = context.budget.deadline
-        if deadline is not None:
-            deadline -= final_reserve(context.budget.seconds)
         entry = self.plan[index]
         summary = {"key": entry["genotype"], "params": model.count_params(),
                    "search_score": entry["search_score"], "model_size": entry["model_size"]}  # fmt: skip
@@ -167,7 +159,7 @@ class CellSearch(SearchBackend):
                                      context.dataset(*val, shuffle=False),
                                      objective=head.objective, direction=head.direction,
                                      epochs=context.epochs, max_epochs=self.opts["max_epochs"],
-                                     deadline=deadline)  # fmt: skip
+                                     deadline=context.budget.search_deadline)  # fmt: skip
         except Exception as err:  # noqa: BLE001 - a failed trial is recorded, as for graphs
             reason = (
                 str(err) if isinstance(err, TrainingDiverged) else f"{type(err).__name__}: {err}"
@@ -199,15 +191,11 @@ class CellSearch(SearchBackend):
         return rank(found, self.context.head)
 
     def load_model(self, candidate: Candidate):
-        from automl.training import load_weights
+        from automl.training import load_checked_weights
 
-        path = self._trial_file(int(candidate.trial_id), WEIGHTS_FILE)
-        check_file(path, candidate.summary.get("weights_sha256"))
         model = self.context.assemble([candidate])
-        try:
-            load_weights(model, path)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is a damaged one
-            raise DamagedFileError(f"the weights file {path!r} cannot be read ({err})") from None
+        load_checked_weights(model, self._trial_file(int(candidate.trial_id), WEIGHTS_FILE),
+                             candidate.summary.get("weights_sha256"))  # fmt: skip
         return model
 
     def mark_failed(self, candidate: Candidate, reason: str) -> None:

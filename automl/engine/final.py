@@ -19,11 +19,6 @@ from automl.engine.project import DamagedFileError
 from automl.errors import SearchError
 
 
-def final_reserve(seconds: float | None) -> float:
-    """Seconds of a time limit kept for the final model (loading, ensembling, one refit)."""
-    return 0.0 if seconds is None else min(max(3.0, 0.08 * seconds), 120.0)
-
-
 def select_members(ranked: list[Candidate], context: SearchContext, size: int) -> list[Candidate]:
     """The best `size` of `ranked` (best first) among those scoring at least the median."""
     sign = context.head.sign

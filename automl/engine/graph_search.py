@@ -11,7 +11,6 @@ cover two epochs of a typical trial, and ends the running one early.
 from __future__ import annotations
 
 from automl.engine.base import Candidate, SearchBackend, SearchContext, last_line, rank, trial_order
-from automl.engine.final import final_reserve
 from automl.errors import SearchError
 from automl.graph.architecture import ArchitectureGraph
 
@@ -67,10 +66,7 @@ class GraphSearch(SearchBackend):
                     f"{context.budget.max_trials} trials"
                     + (f", {done} already finished" if done else "")
                     + (f", time limit {limit:.0f} s" if limit else ""))  # fmt: skip
-        deadline = context.budget.deadline
-        if deadline is not None:
-            deadline -= final_reserve(context.budget.seconds)
-        self.oracle.start_clock(deadline)
+        self.oracle.start_clock(context.budget.search_deadline)
         try:
             self.tuner.search(train, val)
         except RuntimeError as err:  # keras-tuner: too many trials failed in a row

@@ -31,6 +31,7 @@ from automl.engine.project import read_json, write_json
 from automl.errors import SearchError
 from automl.search.base import Observation, SearchSpace, Strategy
 
+SUMMARY_FILE = "summary.json"  # what the tuner records of a trained trial, in its folder
 ARCH = "architecture"
 PARENT = "parent_trial"
 
@@ -98,7 +99,7 @@ class StrategyOracle(keras_tuner.Oracle):
 
     def seconds_needed(self) -> float:
         """Seconds a new trial needs for two epochs, from the finished trials (0 before any)."""
-        summaries = [read_json(os.path.join(self._get_trial_dir(t.trial_id), "summary.json"), {})
+        summaries = [read_json(os.path.join(self._get_trial_dir(t.trial_id), SUMMARY_FILE), {})
                      for t in self.trials.values()
                      if t.status == trial_module.TrialStatus.COMPLETED]  # fmt: skip
         return seconds_to_start(summaries)
@@ -106,7 +107,11 @@ class StrategyOracle(keras_tuner.Oracle):
     def lower_size_cap(self, params: int) -> None:
         """Propose no model of `params` / 2 parameters or more from now on (out of memory)."""
         self.size_cap = min(self.size_cap or params, max(int(params) // 2, 1))
-        self.space.max_model_size = min(self.space.max_model_size, self.size_cap)
+        self._apply_size_cap()
+
+    def _apply_size_cap(self) -> None:
+        if self.size_cap:
+            self.space.max_model_size = min(self.space.max_model_size, self.size_cap)
 
     def mark_failed(self, trial_id: str, message: str) -> None:
         """Record a finished trial as FAILED (its files turned out damaged)."""
@@ -124,11 +129,12 @@ class StrategyOracle(keras_tuner.Oracle):
         gets the finished trials, `pending()`, and a generator seeded by the search seed
         and the trial number.
         """
-        if self.time_left() <= self.seconds_needed() and self.observations():
+        history = self.observations()
+        if history and self.time_left() <= self.seconds_needed():
             return {"status": trial_module.TrialStatus.STOPPED}  # (the first model always trains)
         pending = self.pending()
         rng = np.random.default_rng([self.search_seed, len(self.trials)])
-        proposal = self.strategy.propose(self.space, self.observations(), rng, pending)
+        proposal = self.strategy.propose(self.space, history, rng, pending)
         parent = proposal.parent.trial_id if proposal.parent is not None else ""
         values = {ARCH: self.space.dumps(proposal.arch), PARENT: parent,
                   "strategy": self.strategy.name}  # fmt: skip
@@ -167,8 +173,7 @@ class StrategyOracle(keras_tuner.Oracle):
     def set_state(self, state):
         super().set_state(state)
         self.size_cap = state.get("size_cap")
-        if self.size_cap:
-            self.space.max_model_size = min(self.space.max_model_size, self.size_cap)
+        self._apply_size_cap()
 
     def save(self):
         write_json(self._get_oracle_fname(), self.get_state())

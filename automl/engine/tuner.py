@@ -28,13 +28,12 @@ import numpy as np
 from keras_tuner.engine import base_tuner
 from keras_tuner.errors import FailedTrialError
 
-from automl.engine.oracle import ARCH, PARENT, StrategyOracle
-from automl.engine.project import DamagedFileError, check_file, checksum, read_json, write_json
+from automl.engine.oracle import ARCH, PARENT, SUMMARY_FILE, StrategyOracle
+from automl.engine.project import DamagedFileError, checksum, read_json, write_json
 from automl.graph.architecture import ArchitectureGraph
-from automl.training import TrainingDiverged, fit_trial, is_out_of_memory, load_weights
+from automl.training import TrainingDiverged, fit_trial, is_out_of_memory, load_checked_weights
 
 WEIGHTS_FILE = "model.weights.h5"
-SUMMARY_FILE = "summary.json"
 
 
 class GraphTuner(base_tuner.BaseTuner):
@@ -85,13 +84,9 @@ class GraphTuner(base_tuner.BaseTuner):
         Raises:
             DamagedFileError: its weights file is missing or fails its checksum.
         """
-        path = self.weights_path(trial.trial_id)
-        check_file(path, self.trial_summary(trial.trial_id).get("weights_sha256"))
         model = self.build_fn(self.trial_graph(trial.trial_id))
-        try:
-            load_weights(model, path)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is a damaged one
-            raise DamagedFileError(f"the weights file {path!r} cannot be read ({err})") from None
+        load_checked_weights(model, self.weights_path(trial.trial_id),
+                             self.trial_summary(trial.trial_id).get("weights_sha256"))  # fmt: skip
         return model
 
     def save(self):
