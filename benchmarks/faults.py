@@ -218,9 +218,17 @@ def case_crash_points(settings: Settings, workdir: str, reference: dict,
 
 
 # ---------------------------------------------------------------------- cases 2 and 3
-def trial_row(summary: list[dict], number: int) -> dict:
+def injected_trial(result: dict, number: int = 1) -> tuple[list, dict, list, int]:
+    """(summary, the injected trial's row, the other rows, how many others did not complete)."""
+    summary = result.get("summary", [])
     rows = [r for r in summary if int(r["trial_id"]) == number]
-    return rows[0] if rows else {}
+    others = [r for r in summary if int(r["trial_id"]) != number]
+    return summary, rows[0] if rows else {}, others, sum(r["status"] != "COMPLETED" for r in others)
+
+
+def error_suffix(rc: int, result: dict) -> str:
+    """ "; Error: message" for a run that did not exit 0."""
+    return f"; {result.get('error_type')}: {result.get('error')}" if rc != 0 else ""
 
 
 def case_failing_trial(settings: Settings, workdir: str) -> list:
@@ -228,11 +236,8 @@ def case_failing_trial(settings: Settings, workdir: str) -> list:
     run = Run(settings, workdir, "failing", "failing", export=export,
               fault={"kind": "raise", "trial": 1})  # fmt: skip
     rc, result, log = run.wait()
-    summary = result.get("summary", [])
-    failed = trial_row(summary, 1)
-    others = [r for r in summary if int(r["trial_id"]) != 1]
+    summary, failed, others, lost = injected_trial(result)
     exported = os.path.exists(export) and os.path.getsize(export) > 0
-    lost = sum(r["status"] != "COMPLETED" for r in others)
     ok = (rc == 0 and failed.get("status") == "FAILED" and INJECTED in (failed.get("reason") or "")
           and len(summary) == settings.max_trials and lost == 0 and exported
           and failed["trial_id"] not in result.get("ensemble_trial_ids", []))  # fmt: skip
@@ -240,9 +245,7 @@ def case_failing_trial(settings: Settings, workdir: str) -> list:
         f"exit {rc}; trial 1 {failed.get('status')} ({short(failed.get('reason'))!r}); "
         f"{len(others) - lost}/{len(others)} other trials COMPLETED; "
         f"members {result.get('ensemble_trial_ids')}; model exported: {exported}"
-    )
-    if rc != 0:
-        observed += f"; {result.get('error_type')}: {result.get('error')}"
+    ) + error_suffix(rc, result)
     return [row("failing trial", "trial 1 FAILED with the RuntimeError as reason; the search "
                 "finishes; a model is exported", observed, lost, ok)]  # fmt: skip
 
@@ -250,8 +253,7 @@ def case_failing_trial(settings: Settings, workdir: str) -> list:
 def case_out_of_memory(settings: Settings, workdir: str) -> list:
     run = Run(settings, workdir, "oom", "oom", fault={"kind": "memory", "trial": 1})
     rc, result, log = run.wait()
-    summary = result.get("summary", [])
-    failed = trial_row(summary, 1)
+    summary, failed, others, lost = injected_trial(result)
     oracle = {}
     if os.path.exists(os.path.join(workdir, "oom", "oracle.json")):
         with open(os.path.join(workdir, "oom", "oracle.json")) as f:
@@ -261,8 +263,6 @@ def case_out_of_memory(settings: Settings, workdir: str) -> list:
     failed_params = params.get(failed.get("trial_id"))
     later = {tid: p for tid, p in params.items() if int(tid) > 1}
     under = cap is not None and all(p < cap for p in later.values())
-    others = [r for r in summary if int(r["trial_id"]) != 1]
-    lost = sum(r["status"] != "COMPLETED" for r in others)
     ok = (rc == 0 and failed.get("status") == "FAILED"
           and "out of memory" in (failed.get("reason") or "").lower()
           and cap is not None and failed_params is not None and cap < failed_params
@@ -272,9 +272,7 @@ def case_out_of_memory(settings: Settings, workdir: str) -> list:
         f"size_cap {cap} vs its {failed_params} params; later trials' params "
         f"{sorted(later.values())} {'under' if under else 'NOT all under'} the cap; "
         f"{len(others) - lost}/{len(others)} other trials COMPLETED"
-    )
-    if rc != 0:
-        observed += f"; {result.get('error_type')}: {result.get('error')}"
+    ) + error_suffix(rc, result)
     return [row("out of memory", "trial 1 FAILED (out of memory); oracle.json size_cap below "
                 "its params; later trials under the cap; the search finishes",
                 observed, lost, ok, size_cap=cap, failed_params=failed_params,
@@ -413,8 +411,7 @@ def case_damaged_weights(settings: Settings, workdir: str) -> list:
         observed = (f"{done}; exit {rc}; trial {member} {trial.get('status')} "
                     f"({'file named' if path in reason else 'file NOT named'}: {short(reason, 90)!r}); "
                     f"members {result['ensemble_trial_ids']} -> {members}")  # fmt: skip
-        if rc != 0:
-            observed += f"; {resumed.get('error_type')}: {resumed.get('error')}"
+        observed += error_suffix(rc, resumed)
         rows.append(row(f"damaged weights: {label}", f"resumed fit succeeds; the member (trial "
                         f"{member}) FAILED naming its file; no longer a member",
                         observed, len(lost), ok, reason=reason))  # fmt: skip

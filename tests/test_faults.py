@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -239,33 +238,21 @@ def _write_lock(project: Path, pid: int, host: str) -> None:
     )
 
 
-def _holding(project: Path) -> subprocess.Popen:
-    """A live process that holds the project's lock, as a running search does."""
-    code = ("import sys, time; from automl.engine.project import Project; "
-            f"Project({str(project.parent)!r}, {project.name!r}).lock(); print('locked', "
-            "flush=True); time.sleep(60)")  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
-def test_a_live_lock_refuses_fit_and_overwrite_and_a_dead_one_is_taken_over(tmp_path, straight):
+def test_a_live_lock_refuses_fit_and_overwrite_and_a_dead_one_is_taken_over(
+    tmp_path, straight, lock_holder
+):
     from automl.errors import InputError
 
     project = copy_project(straight, tmp_path)
-    holder = _holding(project)
-    try:
-        before = tree(project)
-        for overwrite in (False, True):
-            with pytest.raises(InputError, match=f"in use by process {holder.pid} "):
-                fit(tmp_path, "straight", overwrite=overwrite)
-        assert tree(project) == before  # overwrite=True deleted nothing
-        holder.kill()  # SIGKILL: its lock file stays behind, the kernel drops the lock
-        holder.wait()
-        clf = fit(tmp_path, "straight")
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = lock_holder(project.parent, project.name)
+    before = tree(project)
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match=f"in use by process {holder.pid} "):
+            fit(tmp_path, "straight", overwrite=overwrite)
+    assert tree(project) == before  # overwrite=True deleted nothing
+    holder.kill()  # SIGKILL: its lock file stays behind, the kernel drops the lock
+    holder.wait()
+    clf = fit(tmp_path, "straight")
     assert clf.ensemble_trial_ids_ == straight["members"]
     assert not (project / "automl.lock").exists()
     _write_lock(project, 1, "another-host")  # cannot be checked from here: refused

@@ -30,33 +30,19 @@ def _write_lock(project: Project, pid: int, host: str | None = None) -> None:
         json.dump({"pid": pid, "host": host or socket.gethostname(), "since": 0}, f)
 
 
-def _holding(project: Project) -> subprocess.Popen:
-    """A live process that holds the project's lock (it prints a line once it does)."""
-    code = ("import sys, time; from automl.engine.project import Project; "
-            f"Project({project.directory!r}, {project.name!r}).lock(); print('locked', "
-            "flush=True); time.sleep(60)")  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
-def test_a_project_held_by_a_live_process_is_refused_and_overwrite_too(tmp_path):
+def test_a_project_held_by_a_live_process_is_refused_and_overwrite_too(tmp_path, lock_holder):
     project = Project(tmp_path, "p")
-    holder = _holding(project)
-    try:
-        with pytest.raises(InputError, match=f"in use by process {holder.pid} "):
-            project.lock()
-        with pytest.raises(InputError, match="in use by process"):
-            Project(tmp_path, "p", overwrite=True).lock()
-        assert read_json(project.file(LOCK_FILE))["pid"] == holder.pid  # left alone
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = lock_holder(tmp_path, "p")
+    with pytest.raises(InputError, match=f"in use by process {holder.pid} "):
+        project.lock()
+    with pytest.raises(InputError, match="in use by process"):
+        Project(tmp_path, "p", overwrite=True).lock()
+    assert read_json(project.file(LOCK_FILE))["pid"] == holder.pid  # left alone
 
 
-def test_a_lock_left_by_a_killed_process_is_taken_over_and_released(tmp_path):
+def test_a_lock_left_by_a_killed_process_is_taken_over_and_released(tmp_path, lock_holder):
     project = Project(tmp_path, "p")
-    holder = _holding(project)
+    holder = lock_holder(tmp_path, "p")
     holder.kill()  # SIGKILL: no cleanup, the file stays behind
     holder.wait()
     assert read_json(project.file(LOCK_FILE))["pid"] == holder.pid
