@@ -144,9 +144,9 @@ class _AutoModel:
 
     # ------------------------------------------------------------------ data
     def _prepare(self, x, y, validation_split, validation_data):
-        """Fit the preprocessing and the head; (train, val, train + val or None).
+        """Fit the preprocessing and the head; (train, val, train + val or None, fingerprint).
 
-        Also sets `self._data_fingerprint_`, a hash of the data for the project signature.
+        The fingerprint is a hash of the data and its validation split, for the signature.
         """
         from automl.engine.project import fingerprint
         from automl.heads import HEADS
@@ -182,23 +182,21 @@ class _AutoModel:
             if y_val is None:
                 raise InputError("validation_data needs targets: pass (x_val, y_val).")
             val = (self.preprocessor_.transform(x_val), self.head_.encode(y_val))
-            self._data_fingerprint_ = fingerprint(x, y, x_val, y_val)
-            return (inputs, targets), val, None
-        self._data_fingerprint_ = fingerprint(x, y, np.float64(validation_split))
+            return (inputs, targets), val, None, fingerprint(x, y, x_val, y_val)
         stratify = self._task == "classification"
         i_tr, i_val = data_mod.split_validation(x, targets, validation_split, stratify, self.seed)
         train = (data_mod.take(inputs, i_tr), targets[i_tr])
         val = (data_mod.take(inputs, i_val), targets[i_val])
-        return train, val, (inputs, targets)
+        return train, val, (inputs, targets), fingerprint(x, y, np.float64(validation_split))
 
     def _project_name(self) -> str:
         return self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
 
-    def _signature(self, options: dict) -> dict:
+    def _signature(self, options: dict, data: str) -> dict:
         signature = {"task": type(self).__name__, "strategy": self.strategy,
                      "input": list(self.preprocessor_.graph_shape),
                      "outputs": self.head_.n_outputs,
-                     "data": self._data_fingerprint_}  # fmt: skip
+                     "data": data}  # fmt: skip
         if options:
             signature["cell_options"] = options
         return signature
@@ -227,9 +225,9 @@ class _AutoModel:
 
         time_limit, options = self._check_params()
         budget = Budget(self.max_trials, time_limit)
-        train, val, full = self._prepare(x, y, validation_split, validation_data)
+        train, val, full, data = self._prepare(x, y, validation_split, validation_data)
         project = Project(self.directory, self._project_name(), self.overwrite)
-        signature = self._signature(options)
+        signature = self._signature(options, data)
         project.check_writable()
         project.lock()
         try:
