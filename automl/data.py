@@ -134,6 +134,16 @@ def to_arrays(x, y=None):
     return x, y
 
 
+def check_fraction(validation_split) -> None:
+    """Raise InputError unless `validation_split` is a number strictly between 0 and 1."""
+    number = isinstance(validation_split, (int, float, np.number))
+    if isinstance(validation_split, bool) or not number or not 0 < validation_split < 1:
+        raise InputError(
+            "validation_split must be a number between 0 and 1 (exclusive). "
+            f"Received: validation_split={validation_split!r}."
+        )
+
+
 def split_validation(x, y, validation_split: float, stratify: bool, seed: int):
     """Hold out `validation_split` of (x, y); stratified by label for classification.
 
@@ -144,12 +154,7 @@ def split_validation(x, y, validation_split: float, stratify: bool, seed: int):
     """
     from sklearn.model_selection import train_test_split
 
-    number = isinstance(validation_split, (int, float, np.number))
-    if isinstance(validation_split, bool) or not number or not 0 < validation_split < 1:
-        raise InputError(
-            "validation_split must be a number between 0 and 1 (exclusive). "
-            f"Received: validation_split={validation_split!r}."
-        )
+    check_fraction(validation_split)
     n = len(y)
     n_val = math.ceil(validation_split * n)
     if n_val < 1 or n - n_val < 1:
@@ -167,6 +172,21 @@ def split_validation(x, y, validation_split: float, stratify: bool, seed: int):
     return train_test_split(
         np.arange(n), test_size=validation_split, random_state=seed, stratify=labels
     )
+
+
+def cross_validation_folds(y, folds: int, stratify: bool, seed: int) -> list:
+    """`folds` (train index, validation index) pairs covering every sample once as validation.
+
+    Stratified by label for classification when every class has `folds` samples,
+    shuffled by `seed`.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    index = np.arange(len(y))
+    if stratify and y.ndim == 1 and np.bincount(y)[np.bincount(y) > 0].min() >= folds:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        return list(splitter.split(index, y))
+    return list(KFold(folds, shuffle=True, random_state=seed).split(index))
 
 
 def as_dataset(inputs, y=None, batch_size: int = 256, shuffle_seed: int | None = None):

@@ -6,7 +6,8 @@ turns them into built-in Keras layers (`build_inputs`), so a saved model loads
 with Keras safe mode on. `transform` is the one check `fit` and `predict` share:
 in a table NaN is a missing value (filled with the training median), while inf,
 values beyond float32 and text in a numeric column are refused; images must be
-finite; a categorical column keeps its `MAX_VOCABULARY` most frequent values.
+finite; a categorical column keeps its `MAX_VOCABULARY` most frequent values. In
+a DataFrame, a skewed numeric column also enters the model as its quantile rank.
 """
 
 from __future__ import annotations
@@ -32,6 +33,26 @@ def _check_column_names(frame) -> None:
 
 
 MAX_VOCABULARY = 1000  # a categorical column keeps its most frequent values
+QUANTILE_BINS = 64  # a skewed numeric column also enters the model as its quantile rank
+SKEWED = 1.0  # |skewness| above which a numeric column counts as skewed
+
+
+def _quantiles(values: np.ndarray) -> list:
+    """Bin boundaries of a skewed column's quantiles; [] for a column that is not skewed.
+
+    A column counts as skewed when it has more than 16 distinct values and a
+    skewness beyond `SKEWED`. The model sees its rank in [0, 1] beside the
+    normalised value, which spreads out a long tail the way a log would.
+    """
+    present = values[~np.isnan(values)]
+    if len(np.unique(present[:100_000])) <= 16:
+        return []
+    centred = present - present.mean()
+    spread = float(np.mean(centred**2))
+    if spread <= 0 or abs(float(np.mean(centred**3)) / spread**1.5) <= SKEWED:
+        return []
+    cuts = np.quantile(present, np.linspace(0, 1, QUANTILE_BINS + 1)[1:-1])
+    return np.unique(cuts).tolist()
 
 
 def _check_no_inf(x: np.ndarray, names: list | None = None) -> None:
@@ -188,8 +209,9 @@ class Preprocessor:
                 values = series.to_numpy(dtype="float64", na_value=np.nan)
                 _check_no_inf(values[:, None], [str(name)])
                 fill, mean, variance = _numeric_stats(values)
-                entry.update(kind="numeric", fill=fill, mean=mean, variance=variance)
-                width += 1
+                entry.update(kind="numeric", fill=fill, mean=mean, variance=variance,
+                             quantiles=_quantiles(values))  # fmt: skip
+                width += 1 + bool(entry["quantiles"])
             else:
                 counts = series.dropna().astype(str).value_counts()
                 ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
@@ -286,6 +308,12 @@ class Preprocessor:
                     inp = keras.Input(shape=(1,), name=c["input"], dtype="float32")
                     part = keras.layers.Normalization(mean=c["mean"], variance=c["variance"],
                                                       name=f"pre_norm_{c['input']}")(inp)  # fmt: skip
+                    if c.get("quantiles"):  # a skewed column: also its quantile rank
+                        bins = keras.layers.Discretization(bin_boundaries=c["quantiles"],
+                                                           name=f"pre_bins_{c['input']}")(inp)  # fmt: skip
+                        rank = keras.layers.Rescaling(1 / len(c["quantiles"]),
+                                                      name=f"pre_rank_{c['input']}")(bins)  # fmt: skip
+                        part = keras.layers.Concatenate(name=f"pre_both_{c['input']}")([part, rank])
                 else:
                     inp = keras.Input(shape=(1,), name=c["input"], dtype="string")
                     part = keras.layers.StringLookup(vocabulary=c["vocabulary"],

@@ -49,6 +49,9 @@ def parse_time_limit(value) -> float | None:
     return seconds
 
 
+CV_ROWS = 1000  # tables with fewer rows score trials by cross-validation
+CV_FOLDS = 5
+
 _PARAMS = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
            "overwrite", "seed", "max_model_size", "batch_size", "verbose", "cell_options",
            "ensemble_size")  # fmt: skip
@@ -144,9 +147,12 @@ class _AutoModel:
 
     # ------------------------------------------------------------------ data
     def _prepare(self, x, y, validation_split, validation_data):
-        """Fit the preprocessing and the head; (train, val, train + val or None, fingerprint).
+        """Fit the preprocessing and the head; (train, val, train + val or None, folds, fingerprint).
 
-        The fingerprint is a hash of the data and its validation split, for the signature.
+        `folds` lists (train, val) pairs when trials are scored by cross-validation
+        (tables of fewer than `CV_ROWS` rows without `validation_data`), else it is
+        empty. The fingerprint is a hash of the data and its validation split, for the
+        signature. Regression targets are scaled by the training part's mean and std.
         """
         from automl.engine.project import fingerprint
         from automl.heads import HEADS
@@ -172,7 +178,6 @@ class _AutoModel:
                 "per class on average, too few to learn any class. If y is a continuous target "
                 "or an id, use a regressor or drop it; otherwise pass more samples per class."
             )
-        self.target_ = self.head_.target
         inputs, targets = self.preprocessor_.transform(x), self.head_.encode(y)
         if validation_data is not None:
             if isinstance(validation_data, (tuple, list)):
@@ -181,13 +186,24 @@ class _AutoModel:
                 x_val, y_val = data_mod.to_arrays(validation_data)
             if y_val is None:
                 raise InputError("validation_data needs targets: pass (x_val, y_val).")
+            self.target_ = self.head_.target
             val = (self.preprocessor_.transform(x_val), self.head_.encode(y_val))
-            return (inputs, targets), val, None, fingerprint(x, y, x_val, y_val)
+            return (inputs, targets), val, None, [], fingerprint(x, y, x_val, y_val)
         stratify = self._task == "classification"
-        i_tr, i_val = data_mod.split_validation(x, targets, validation_split, stratify, self.seed)
-        train = (data_mod.take(inputs, i_tr), targets[i_tr])
-        val = (data_mod.take(inputs, i_val), targets[i_val])
-        return train, val, (inputs, targets), fingerprint(x, y, np.float64(validation_split))
+        if self._kind == "table" and len(y) < CV_ROWS:
+            data_mod.check_fraction(validation_split)
+            pairs = data_mod.cross_validation_folds(targets, CV_FOLDS, stratify, self.seed)
+            split = np.asarray([CV_FOLDS])
+        else:
+            pairs = [data_mod.split_validation(x, targets, validation_split, stratify, self.seed)]
+            split = np.float64(validation_split)
+        if self._task == "regression":  # the target scaling sees the training part only
+            self.head_ = HEADS[self._task].fit(data_mod.take(y, pairs[0][0]))
+        self.target_ = self.head_.target
+        folds = [((data_mod.take(inputs, i_tr), targets[i_tr]),
+                  (data_mod.take(inputs, i_val), targets[i_val])) for i_tr, i_val in pairs]  # fmt: skip
+        train, val = folds[0]
+        return train, val, (inputs, targets), folds[1:] and folds, fingerprint(x, y, split)
 
     def _project_name(self) -> str:
         return self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
@@ -210,7 +226,8 @@ class _AutoModel:
                 `tf.data.Dataset` of (x, y) pairs.
             y: labels (ints, strings or one-hot) or regression targets.
             validation_split: fraction held out to score trials (ignored when
-                `validation_data` is given).
+                `validation_data` is given, and for tables of fewer than 1,000 rows,
+                whose trials are scored by 5-fold cross-validation).
             validation_data: (x_val, y_val) or a dataset, used to score trials.
 
         Returns:
@@ -225,17 +242,17 @@ class _AutoModel:
 
         time_limit, options = self._check_params()
         budget = Budget(self.max_trials, time_limit)
-        train, val, full, data = self._prepare(x, y, validation_split, validation_data)
+        train, val, full, folds, data = self._prepare(x, y, validation_split, validation_data)
         project = Project(self.directory, self._project_name(), self.overwrite)
         signature = self._signature(options, data)
         project.check_writable()
         project.lock()
         try:
-            return self._search(project, signature, budget, options, train, val, full)
+            return self._search(project, signature, budget, options, train, val, full, folds)
         finally:
             project.unlock()
 
-    def _search(self, project, signature: dict, budget, options: dict, train, val, full):
+    def _search(self, project, signature: dict, budget, options: dict, train, val, full, folds):
         """Run the search in the locked `project`, then keep the final model."""
         from automl.engine.base import SearchContext, backend_class
         from automl.engine.final import final_model
@@ -245,7 +262,8 @@ class _AutoModel:
         context = SearchContext(self.preprocessor_, self.head_, project, self.strategy, budget,
                                 epochs=self.epochs, seed=self.seed, batch_size=self.batch_size,
                                 max_model_size=self.max_model_size,
-                                options=options,
+                                options=options, folds=folds,
+                                ensemble_size=self.ensemble_size,
                                 verbose=self.verbose)  # fmt: skip
         backend = backend_class(self.strategy)(context)
         backend.search(train, val)
@@ -262,8 +280,9 @@ class _AutoModel:
                 f"No trial finished, so there is no model ({why}). Fix the cause, or raise "
                 f"time_limit; the trials' messages are in {project.path}."
             )
-        self.model_, members = final_model(context, backend, ranked, full, self.ensemble_size,
-                                           budget.deadline)  # fmt: skip
+        refit_data = None if folds else full  # the fold models have seen all the data
+        self.model_, members = final_model(context, backend, ranked, refit_data,
+                                           self.ensemble_size, budget.deadline)  # fmt: skip
         self.backend_ = backend
         self.best_trial_id_ = members[0].trial_id  # the best trial with intact weights
         self.best_architecture_ = members[0].architecture

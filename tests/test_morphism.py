@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from automl.graph.architecture import ArchitectureGraph, Node
-from automl.graph.seeds import mlp, resnet_cnn, small_cnn
+from automl.graph.seeds import linear, mlp, resnet_cnn, small_cnn
 from automl.morphism.area import effective_area
 from automl.morphism.operators import (
     add_skip,
@@ -51,6 +51,8 @@ def seed_graph(kind: str, width: int, depth: int) -> ArchitectureGraph:
         return resnet_cnn((8, 8, 1), 5, "linear", width=width, stages=2)
     if kind == "branchy_cnn":
         return branchy_cnn(width)
+    if kind == "linear":
+        return linear((6,), 3, "linear")
     return mlp((6,), 3, "linear", width=width, layers=depth)
 
 
@@ -110,7 +112,7 @@ def assert_function_preserved(parent_graph, child_graph, rng, parent_model=None)
 # ---------------------------------------------------------------------- properties
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    kind=st.sampled_from(["small_cnn", "resnet_cnn", "branchy_cnn", "mlp"]),
+    kind=st.sampled_from(["small_cnn", "resnet_cnn", "branchy_cnn", "mlp", "linear"]),
     width=st.integers(4, 8),
     depth=st.integers(1, 2),
     steps=st.integers(1, 10),
@@ -166,6 +168,33 @@ def test_each_morphism_keeps_ids_and_adds_fresh_ones():
     types = [skip.node(i).type for i in sorted(set(skip.nodes) - set(graph.nodes))]
     assert types == ["concat", "conv2d"]
     assert skip.shape(graph.next_id) == (8, 8, 5)
+
+
+def test_residual_block_grows_a_linear_model_into_a_nonlinear_one():
+    from automl.morphism.area import non_negative
+
+    graph = linear((6,), 3, "linear")
+    assert [graph.node(i).type for i in graph.order] == ["input", "output"]
+    child = deepen(graph, 0, "residual")  # after the input, which may be negative
+    new = sorted(set(child.nodes) - set(graph.nodes))
+    assert [child.node(i).type for i in new] == ["dense", "relu", "dense", "add"]
+    assert child.node(new[-1]).inputs == (0, new[2])  # x + dense(relu(dense(x)))
+    assert not non_negative(graph)[0]  # a plain ReLU could not go there
+    rng = np.random.default_rng(3)
+    model = assert_function_preserved(graph, child, rng)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    # the block's last dense starts at zero; once it is not zero, the model is not linear
+    from automl.graph.builder import graph_layers, layer_name
+
+    last = graph_layers(model)[layer_name(child.node(new[2]))]
+    assert not np.any(last.get_weights()[0])
+    last.set_weights([np.ones_like(a) for a in last.get_weights()])
+    y1, y2 = model(x, training=False).numpy(), model(-x, training=False).numpy()
+    y0 = model(0 * x, training=False).numpy()
+    assert not np.allclose(y1 + y2, 2 * y0, atol=1e-3)  # not linear any more (relu(x) + relu(-x))
+    widened = widen(child, new[0], rng=rng)  # the block's hidden layer can grow
+    assert widened.node(new[0]).params["units"] == 12
+    assert_function_preserved(child, widened, rng)
 
 
 def test_widen_through_concat_shifts_channel_offsets():

@@ -80,6 +80,8 @@ class SearchContext:
     batch_size: int = 32
     max_model_size: int | None = None
     options: dict = field(default_factory=dict)
+    folds: list = field(default_factory=list)  # (train, val) pairs when cross-validating
+    ensemble_size: int = 5
     verbose: int = 1
 
     def log(self, line: str) -> None:
@@ -204,11 +206,26 @@ def epoch_costs(summary: dict) -> tuple[float, float]:
 
 
 def seconds_to_start(summaries: list[dict]) -> float:
-    """Seconds a new trial needs for two epochs: the median over trained trials (0 before any)."""
+    """Seconds a new trial needs for two epochs (of each cross-validation fold): the median
+    over trained trials (0 before any)."""
     import numpy as np
 
-    costs = [sum(epoch_costs(s)) for s in summaries if s.get("seconds") is not None]
+    def cost(summary: dict) -> float:
+        first, later = epoch_costs(summary)  # the model is traced once, for the first fold
+        return first + later * (2 * int(summary.get("folds", 1)) - 1)
+
+    costs = [cost(s) for s in summaries if s.get("seconds") is not None]
     return float(np.median(costs)) if costs else 0.0
+
+
+def final_seconds(summaries: list[dict], members: int, sign: float) -> float:
+    """Seconds building the final model will take: each of the best `members` trials
+    (by `sign` * score) is built twice (loaded, then in the ensemble), a cross-validated
+    one twice per fold and once more to load each fold's weights."""
+    done = [s for s in summaries if s.get("score") is not None and "build_seconds" in s]
+    best = sorted(done, key=lambda s: -sign * float(s["score"]))[:members]
+    builds = [2 * int(s.get("folds", 1)) + bool(s.get("folds")) for s in best]
+    return sum(float(s["build_seconds"]) * n for s, n in zip(best, builds))
 
 
 def last_line(message: str | None) -> str | None:

@@ -3,8 +3,9 @@
 Members are the best `ensemble_size` candidates among those scoring at least the
 median candidate (the median keeps trials that a time limit cut short out). Each
 member is fine-tuned on train + validation data at a tenth of its learning rate
-when the estimator split the validation data off itself, then the members'
-architectures are built side by side behind one copy of the preprocessing,
+when the estimator split the validation data off itself (a trial scored by
+cross-validation is the average of its fold models, which between them have
+seen all the data, so it is not refit), then the members' architectures are built side by side behind one copy of the preprocessing,
 their outputs averaged, and each member's trained weights copied in by layer name.
 """
 
@@ -55,21 +56,30 @@ def refit(model, full: tuple, context: SearchContext, candidate: Candidate,
     return True
 
 
+def copy_weights(model, combined, prefix: str) -> set:
+    """Copy each layer's weights of `model` to the layer of `combined` named `prefix` + its name.
+
+    Returns the names of `combined`'s layers under `prefix` that have weights and
+    got none (an empty set when every one was filled).
+    """
+    wanted = {layer.name for layer in combined.layers
+              if layer.name.startswith(prefix) and layer.weights}  # fmt: skip
+    for layer in model.layers:
+        if layer.weights and prefix + layer.name in wanted:
+            combined.get_layer(prefix + layer.name).set_weights(layer.get_weights())
+            wanted.discard(prefix + layer.name)
+    return wanted
+
+
 def ensemble(context: SearchContext, members: list[Candidate], models: list):
     """One model averaging the members' outputs, each with its trained weights."""
     combined = context.assemble(members)
     for i, model in enumerate(models):
-        prefix = f"m{i}_"
-        wanted = {layer.name for layer in combined.layers
-                  if layer.name.startswith(prefix) and layer.weights}  # fmt: skip
-        for layer in model.layers:
-            if layer.weights and prefix + layer.name in wanted:
-                combined.get_layer(prefix + layer.name).set_weights(layer.get_weights())
-                wanted.discard(prefix + layer.name)
-        if wanted:
+        missing = copy_weights(model, combined, f"m{i}_")
+        if missing:
             raise SearchError(
                 f"Could not copy the weights of ensemble member {members[i].trial_id} into "
-                f"layers {sorted(wanted)}. Pass ensemble_size=1 to export the best model alone."
+                f"layers {sorted(missing)}. Pass ensemble_size=1 to export the best model alone."
             )
     combined.optimizer.build(combined.trainable_variables)  # saved whole: no warning on load
     return combined

@@ -26,7 +26,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from automl.engine.base import last_line, seconds_to_start, trial_order
+from automl.engine.base import final_seconds, last_line, seconds_to_start, trial_order
 from automl.engine.project import read_json, write_json
 from automl.errors import SearchError
 from automl.search.base import Observation, SearchSpace, Strategy
@@ -48,17 +48,19 @@ class StrategyOracle(keras_tuner.Oracle):
         time_limit: seconds after `start_clock()` past which no new trial starts (or
             pass `deadline` to `start_clock`).
         max_consecutive_failed_trials: failed trials in a row that stop the search.
+        final_members: trials the final model will combine (their build time is kept free).
     """
 
     def __init__(self, strategy: Strategy, space: SearchSpace, objective, max_trials: int,
                  seed: int = 0, time_limit: float | None = None,
-                 max_consecutive_failed_trials: int = 3):  # fmt: skip
+                 max_consecutive_failed_trials: int = 3, final_members: int = 1):  # fmt: skip
         super().__init__(objective=objective, max_trials=max_trials, seed=seed + 1,
                          max_consecutive_failed_trials=max_consecutive_failed_trials)  # fmt: skip
         self.strategy = strategy
         self.space = space
         self.search_seed = seed
         self.time_limit = time_limit
+        self.final_members = final_members
         self.deadline: float | None = None
         self.verbose = 0  # automl prints its own progress
         self._last_failure: str | None = None
@@ -98,11 +100,13 @@ class StrategyOracle(keras_tuner.Oracle):
         return [self.space.loads(t.hyperparameters.values[ARCH]) for t in trials]
 
     def seconds_needed(self) -> float:
-        """Seconds a new trial needs for two epochs, from the finished trials (0 before any)."""
+        """Seconds a new trial needs for two epochs, plus building the final model from the
+        best `final_members` trials, from the finished trials (0 before any)."""
         summaries = [read_json(os.path.join(self._get_trial_dir(t.trial_id), SUMMARY_FILE), {})
                      for t in self.trials.values()
                      if t.status == trial_module.TrialStatus.COMPLETED]  # fmt: skip
-        return seconds_to_start(summaries)
+        final = final_seconds(summaries, self.final_members, self._sign())
+        return seconds_to_start(summaries) + final
 
     def lower_size_cap(self, params: int) -> None:
         """Propose no model of `params` / 2 parameters or more from now on (out of memory)."""

@@ -47,6 +47,8 @@ class GraphTuner(base_tuner.BaseTuner):
         epochs: fixed epochs per trial, or None for early stopping.
         patience: early-stopping patience in epochs.
         max_epochs: most epochs per trial with early stopping.
+        folds: (train, val) pairs to score each trial by cross-validation (empty: the
+            train and validation data given to `search`).
         noise_std: noise added to inherited weights to break symmetry.
         log: callable taking one progress line, or None for silence.
         directory, project_name, overwrite: as in keras-tuner.
@@ -54,7 +56,8 @@ class GraphTuner(base_tuner.BaseTuner):
 
     def __init__(self, oracle: StrategyOracle, build_fn: Callable, make_dataset: Callable, *,
                  epochs: int | None = None,
-                 patience: int = 5, max_epochs: int = 200, noise_std: float = 0.0,
+                 patience: int = 5, max_epochs: int = 200, folds: list | None = None,
+                 noise_std: float = 0.0,
                  log: Callable[[str], None] | None = None, directory=None,
                  project_name=None, overwrite=False):  # fmt: skip
         self.build_fn = build_fn
@@ -62,14 +65,27 @@ class GraphTuner(base_tuner.BaseTuner):
         self.epochs = epochs
         self.patience = patience
         self.max_epochs = max_epochs
+        self.folds = list(folds or [])
         self.noise_std = noise_std
         self.log = log
         super().__init__(oracle, directory=directory, project_name=project_name,
                          overwrite=overwrite)  # fmt: skip
 
     # ------------------------------------------------------------------ files
-    def weights_path(self, trial_id: str) -> str:
-        return os.path.join(self.get_trial_dir(trial_id), WEIGHTS_FILE)
+    def weights_path(self, trial_id: str, fold: int = 0) -> str:
+        """A trial's weights file (of cross-validation fold `fold`; fold 0 is the trial's model)."""
+        name = (
+            WEIGHTS_FILE if not fold else WEIGHTS_FILE.replace(".weights", f".fold{fold}.weights")
+        )
+        return os.path.join(self.get_trial_dir(trial_id), name)
+
+    def weights_sha256(self, trial_id: str, fold: int = 0) -> str | None:
+        """The recorded SHA-256 of a trial's weights file (None if the summary has none)."""
+        summary = self.trial_summary(trial_id)
+        if not fold:
+            return summary.get("weights_sha256")
+        recorded = summary.get("fold_sha256") or []
+        return recorded[fold - 1] if fold <= len(recorded) else "missing"
 
     def trial_summary(self, trial_id: str) -> dict:
         return read_json(os.path.join(self.get_trial_dir(trial_id), SUMMARY_FILE), {})
@@ -86,7 +102,7 @@ class GraphTuner(base_tuner.BaseTuner):
         """
         model = self.build_fn(self.trial_graph(trial.trial_id))
         load_checked_weights(model, self.weights_path(trial.trial_id),
-                             self.trial_summary(trial.trial_id).get("weights_sha256"))  # fmt: skip
+                             self.weights_sha256(trial.trial_id))  # fmt: skip
         return model
 
     def save(self):
@@ -99,24 +115,33 @@ class GraphTuner(base_tuner.BaseTuner):
         super().reload()
 
     # ------------------------------------------------------------------ trials
-    def _start_model(self, trial_id: str, graph: ArchitectureGraph, parent_id: str):
-        model = self.build_fn(graph)
-        if not parent_id:
-            return model, ""
+    def _inherit(self, trial_id: str, model, graph: ArchitectureGraph, parent_id: str,
+                 fold: int = 0) -> None:  # fmt: skip
+        """Start `model` from its parent's trained weights (of the same cross-validation fold).
+
+        Raises:
+            FailedTrialError: the parent's weights file is missing or damaged (the
+                parent is marked FAILED).
+        """
         from automl.morphism.weights import inherit_weights
 
         parent_graph = self.trial_graph(parent_id)
+        parent = self.build_fn(parent_graph)
         try:
-            parent = self.load_model(self.oracle.get_trial(parent_id))
+            load_checked_weights(parent, self.weights_path(parent_id, fold),
+                                 self.weights_sha256(parent_id, fold))  # fmt: skip
         except DamagedFileError as err:
             self.oracle.mark_failed(parent_id, f"{err}; this trial is no longer used")
             raise FailedTrialError(f"Cannot grow from trial {parent_id}: {err}.") from None
-        rng = np.random.default_rng([self.oracle.search_seed, int(trial_id)])
+        rng = np.random.default_rng([self.oracle.search_seed, int(trial_id), fold])
         inherit_weights(parent, parent_graph, model, graph, noise_std=self.noise_std, rng=rng)
-        return model, parent_id
 
     def run_trial(self, trial, train_data, validation_data):
         """Train the trial's model and save its weights and summary; returns its score.
+
+        With cross-validation folds the model is trained once per fold (a child from
+        its parent's model of that fold), and its score is the mean over the folds;
+        the first fold's weights are the trial's model.
 
         Args:
             trial: the keras-tuner trial.
@@ -130,15 +155,28 @@ class GraphTuner(base_tuner.BaseTuner):
         values = trial.hyperparameters.values
         graph = ArchitectureGraph.from_json(values[ARCH])
         keras.utils.set_random_seed(self.oracle.search_seed * 1000 + int(trial.trial_id))
-        name = self.oracle.objective.name
+        name, parent = self.oracle.objective.name, values.get(PARENT, "")
+        folds = self.folds or [(train_data, validation_data)]
         try:
-            model, parent = self._start_model(trial.trial_id, graph, values.get(PARENT, ""))
-            scores, kept, timing = fit_trial(model, self.make_dataset(*train_data, shuffle=True),
-                                     self.make_dataset(*validation_data, shuffle=False),
-                                     objective=name, direction=self.oracle.objective.direction,
-                                     epochs=self.epochs, max_epochs=self.max_epochs,
-                                     patience=self.patience,
-                                     deadline=self.oracle.deadline)  # fmt: skip
+            model = self.build_fn(graph)
+            build_seconds = time.time() - start
+            model.optimizer.build(model.trainable_variables)
+            fresh = [model.get_weights(), [v.numpy() for v in model.optimizer.variables]]
+            runs = []
+            for fold, (train, val) in enumerate(folds):
+                if fold:  # the same start as fold 0: initial weights, a fresh optimizer
+                    model.set_weights(fresh[0])
+                    for variable, value in zip(model.optimizer.variables, fresh[1]):
+                        variable.assign(value)
+                if parent:
+                    self._inherit(trial.trial_id, model, graph, parent, fold)
+                runs.append(fit_trial(model, self.make_dataset(*train, shuffle=True),
+                                      self.make_dataset(*val, shuffle=False),
+                                      objective=name, direction=self.oracle.objective.direction,
+                                      epochs=self.epochs, max_epochs=self.max_epochs,
+                                      patience=self.patience,
+                                      deadline=self.oracle.deadline))  # fmt: skip
+                model.save_weights(self.weights_path(trial.trial_id, fold))
         except TrainingDiverged as err:
             raise FailedTrialError(f"The trial failed: {err}.") from None
         except Exception as err:  # noqa: BLE001 - out of memory comes in many classes
@@ -150,19 +188,24 @@ class GraphTuner(base_tuner.BaseTuner):
                 f"({type(err).__name__}); no model of {self.oracle.space.max_model_size:,} "
                 "parameters or more will be proposed."
             ) from None
-        score = float(scores[kept])  # the epoch whose weights the model keeps
-        path = self.weights_path(trial.trial_id)
-        model.save_weights(path)
+        # each fold's score is that of the epoch whose weights the model keeps
+        fold_scores = [float(scores[kept]) for scores, kept, _ in runs]
+        score = float(np.mean(fold_scores))
+        scores, kept, timing = runs[0]
+        sha = [checksum(self.weights_path(trial.trial_id, f)) for f in range(len(folds))]
         summary = {"key": graph.key(), "params": graph.count_params(), "epochs": len(scores),
                    "best_epoch": kept + 1, "score": score,
                    "seconds": round(time.time() - start, 2), "parent": parent,
                    "strategy": values.get("strategy", ""), **timing,
-                   "weights_sha256": checksum(path)}  # fmt: skip
+                   "build_seconds": round(build_seconds, 3), "weights_sha256": sha[0]}  # fmt: skip
+        if self.folds:
+            summary.update(folds=len(folds), fold_scores=fold_scores, fold_sha256=sha[1:])
         write_json(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), summary)
         if self.log:
             grown = f", grown from trial {parent}" if parent else ""
-            self.log(f"trial {trial.trial_id}: {name}={score:.4f} ({summary['params']:,} params, "
-                     f"{summary['epochs']} epochs, {summary['seconds']:.1f} s{grown})")  # fmt: skip
+            cv = f", mean of {len(folds)} folds" if self.folds else ""
+            self.log(f"trial {trial.trial_id}: {name}={score:.4f}{cv} ({summary['params']:,} "
+                     f"params, {summary['epochs']} epochs, {summary['seconds']:.1f} s{grown})")  # fmt: skip
         return {name: score}
 
     def save_model(self, trial_id, model, step=0):

@@ -1,4 +1,5 @@
-"""Starting architectures: a small CNN and a ResNet-like CNN for images, an MLP for tables.
+"""Starting architectures: a small CNN and a ResNet-like CNN for images; a linear model and an
+MLP for tables.
 
 Each seed takes the input shape, the head (units and activation) and a few sizes,
 so a strategy can vary widths and depths without knowing the layer types.
@@ -110,4 +111,16 @@ def mlp(
     return chain.head(units, activation, dropout)
 
 
-SEEDS = {"small_cnn": small_cnn, "resnet_cnn": resnet_cnn, "mlp": mlp}
+def linear(input_shape, units: int, activation: str = "softmax") -> ArchitectureGraph:
+    """The output layer on the (flattened) inputs: linear or logistic regression.
+
+    The simplest model that can win on a small noisy table; morphisms grow it (a
+    residual block adds a nonlinearity without changing its function).
+    """
+    chain = _Chain(input_shape)
+    if len(input_shape) > 1:
+        chain.add("flatten")
+    return chain.head(units, activation, 0.0)
+
+
+SEEDS = {"small_cnn": small_cnn, "resnet_cnn": resnet_cnn, "mlp": mlp, "linear": linear}

@@ -31,6 +31,7 @@ DEEPEN_LAYERS: dict[str, tuple[str, ...]] = {
     "dense": ("dense",),
     "dense_block": ("dense", "batchnorm", "relu"),
     "dropout": ("dropout",),
+    "residual": ("dense", "relu", "dense", "add"),  # x + dense(relu(dense(x))), zero at first
 }
 KERNEL_SIZES = (1, 3, 5)
 DEFAULT_MAX_MODEL_SIZE = 2**25
@@ -72,7 +73,7 @@ def deepen_error(
     rank = len(graph.shape(after))
     if layer.startswith("conv") and rank != 3:
         return f"A conv layer needs an image tensor; node {after} has shape {graph.shape(after)}."
-    if (layer.startswith("dense") or layer == "dropout") and rank != 1:
+    if (layer.startswith("dense") or layer in ("dropout", "residual")) and rank != 1:
         return (
             f"A {layer} layer goes in the dense part; node {after} has shape "
             f"{graph.shape(after)}. Insert it after 'gap' or 'flatten'."
@@ -104,7 +105,9 @@ def deepen(
             take the new layers' output instead.
         layer: one of `DEEPEN_LAYERS`: "conv2d" (k x k, as many filters as
             channels), "conv_block" (conv2d, BN, ReLU), "batchnorm", "relu",
-            "dense", "dense_block" (dense, BN, ReLU) or "dropout".
+            "dense", "dense_block" (dense, BN, ReLU), "dropout", or "residual"
+            (x + dense(relu(dense(x))) with the last dense zero, so it goes
+            anywhere in the dense part and can add a nonlinearity to a linear model).
         kernel_size: kernel size of a conv layer, 1, 3 or 5.
         rate: dropout rate of a dropout layer.
 
@@ -136,7 +139,8 @@ def deepen(
     previous = after
     for offset, kind in enumerate(DEEPEN_LAYERS[layer]):
         node_id = graph.next_id + offset
-        new_nodes.append(Node(node_id, kind, dict(params_of.get(kind, {})), (previous,)))
+        inputs = (after, previous) if kind == "add" else (previous,)
+        new_nodes.append(Node(node_id, kind, dict(params_of.get(kind, {})), inputs))
         previous = node_id
     # old consumers of `after` take the last new node; the first new node takes `after`
     return graph.with_nodes(_rewired(graph, after, previous, new_nodes), op)

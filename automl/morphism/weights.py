@@ -8,7 +8,8 @@ replays the operations on them one by one, and sets the child's layers:
 - deepen: new layers start as the identity (`LayerType.initial_weights`):
   identity kernels (centre tap for convs), zero biases; BatchNorm with gamma 1,
   beta 0, moving mean 0 and moving variance 1 - epsilon, which is the identity
-  in inference mode.
+  in inference mode. A residual block's second dense starts at zero, so
+  x + dense(relu(dense(x))) is x.
 - widen: producers' new units copy old ones (Net2Net); every consumer's weights
   for a channel copied c times are divided by c; channel-wise weights
   (BatchNorm) are copied. Where each layer type keeps its channels is its
@@ -116,10 +117,13 @@ class _Transfer:
             self.widen(graph, op, w)
             return
         identity = op["op"] != "add_skip"  # deepen: identity; concat-skip: identity on `end`
+        # a residual block's last dense (the one before its add) starts at zero
+        zero = new_ids[-2] if op.get("layer") == "residual" else None
         for node_id in new_ids:
             node = child.node(node_id)
             cin = child.shape(node.inputs[0])[-1]
-            arrays = layers.get(node.type).initial_weights(node.params, cin, identity)
+            keep = identity and node_id != zero
+            arrays = layers.get(node.type).initial_weights(node.params, cin, keep)
             # noise on the kernels only (biases and BatchNorm statistics stay exact)
             w[node_id] = [a + self.noise(a.shape) if a.ndim > 1 else a for a in arrays]
 

@@ -26,10 +26,23 @@ _TABLE_CHOICES = {
 # Auto-Keras used 2**25 on a GPU; pass max_model_size to go bigger.
 DEFAULT_MAX_MODEL_SIZE = 2**19
 
+
+def table_size_cap(rows: int) -> int:
+    """The default parameter cap on a table of `rows` rows: 50 per row, from 8,192 to 2**19.
+
+    Larger networks only memorise a small table, and take the time that smaller
+    ones could use.
+    """
+    return int(min(DEFAULT_MAX_MODEL_SIZE, max(2**13, 50 * rows)))
+
+
 _DEFAULTS = {
     "small_cnn": {"width": 32, "blocks": 2, "convs_per_block": 2, "dropout": 0.25},
+    "linear": {},
     "mlp": {"width": 64, "layers": 2, "dropout": 0.1},
 }
+# what a search tries first, in order: for tables, the simplest model that can win
+_INITIAL = {"image": ("small_cnn",), "table": ("linear", "mlp")}
 
 
 class MorphismSpace:
@@ -49,7 +62,8 @@ class MorphismSpace:
         self.units = units
         self.activation = activation
         self.max_model_size = max_model_size or DEFAULT_MAX_MODEL_SIZE
-        self.choices = _IMAGE_CHOICES if len(self.input_shape) == 3 else _TABLE_CHOICES
+        self.kind = "image" if len(self.input_shape) == 3 else "table"
+        self.choices = _IMAGE_CHOICES if self.kind == "image" else _TABLE_CHOICES
 
     def _build(self, family: str, sizes: dict) -> ArchitectureGraph:
         return seeds.SEEDS[family](self.input_shape, self.units, self.activation, **sizes)
@@ -58,10 +72,9 @@ class MorphismSpace:
         return graph.count_params() <= self.max_model_size
 
     def initial(self) -> list[ArchitectureGraph]:
-        """Default architectures tried before any random one."""
-        family = next(f for f in self.choices if f in _DEFAULTS)
-        graph = self._build(family, _DEFAULTS[family])
-        return [graph] if self._fits(graph) else []
+        """Default architectures tried before any random one (for tables: linear, then an MLP)."""
+        graphs = [self._build(family, _DEFAULTS[family]) for family in _INITIAL[self.kind]]
+        return [graph for graph in graphs if self._fits(graph)]
 
     def sample(self, rng: np.random.Generator) -> ArchitectureGraph:
         families = sorted(self.choices)
