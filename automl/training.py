@@ -104,7 +104,8 @@ def load_weights(model: keras.Model, path: str) -> None:
 
 def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str,
               direction: str, epochs: int | None = None, max_epochs: int = 200,
-              patience: int = 5, deadline: float | None = None) -> tuple[list[float], int, dict]:  # fmt: skip
+              patience: int = 5, deadline: float | None = None,
+              monitor_loss: bool = False) -> tuple[list[float], int, dict]:  # fmt: skip
     """Train one trial's model; returns the objective per epoch and the epoch it keeps.
 
     With `epochs=None` training stops early (`patience` epochs without improvement,
@@ -121,6 +122,9 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
         max_epochs: most epochs with early stopping.
         patience: early-stopping patience in epochs.
         deadline: a `time.time()` value, or None.
+        monitor_loss: stop early on the validation loss instead of the objective (a
+            finer signal than accuracy on a few dozen rows); the kept epoch is then
+            the one with the lowest validation loss.
 
     Returns:
         (scores, kept, timing): the objective of every epoch, the index of the kept
@@ -133,7 +137,8 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
     callbacks: list = [nan_stop, timer]
     stopper = None
     if epochs is None:
-        stopper = keras.callbacks.EarlyStopping(monitor=objective, mode=direction,
+        monitor, mode = ("val_loss", "min") if monitor_loss else (objective, direction)
+        stopper = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
                                                 patience=patience, min_delta=1e-4,
                                                 restore_best_weights=True)  # fmt: skip
         callbacks.append(stopper)

@@ -116,8 +116,10 @@ class GraphTuner(base_tuner.BaseTuner):
 
     # ------------------------------------------------------------------ trials
     def _inherit(self, trial_id: str, model, graph: ArchitectureGraph, parent_id: str,
-                 fold: int = 0) -> None:  # fmt: skip
+                 fold: int = 0, parent=None) -> keras.Model:  # fmt: skip
         """Start `model` from its parent's trained weights (of the same cross-validation fold).
+
+        Returns the parent's model, to pass back as `parent` for the next fold.
 
         Raises:
             FailedTrialError: the parent's weights file is missing or damaged (the
@@ -126,7 +128,7 @@ class GraphTuner(base_tuner.BaseTuner):
         from automl.morphism.weights import inherit_weights
 
         parent_graph = self.trial_graph(parent_id)
-        parent = self.build_fn(parent_graph)
+        parent = parent or self.build_fn(parent_graph)
         try:
             load_checked_weights(parent, self.weights_path(parent_id, fold),
                                  self.weights_sha256(parent_id, fold))  # fmt: skip
@@ -135,13 +137,15 @@ class GraphTuner(base_tuner.BaseTuner):
             raise FailedTrialError(f"Cannot grow from trial {parent_id}: {err}.") from None
         rng = np.random.default_rng([self.oracle.search_seed, int(trial_id), fold])
         inherit_weights(parent, parent_graph, model, graph, noise_std=self.noise_std, rng=rng)
+        return parent
 
     def run_trial(self, trial, train_data, validation_data):
         """Train the trial's model and save its weights and summary; returns its score.
 
         With cross-validation folds the model is trained once per fold (a child from
-        its parent's model of that fold), and its score is the mean over the folds;
-        the first fold's weights are the trial's model.
+        its parent's model of that fold), stopping early on the validation loss, and
+        its score is the mean over the folds of the objective at the kept epochs; the
+        first fold's weights are the trial's model.
 
         Args:
             trial: the keras-tuner trial.
@@ -162,20 +166,22 @@ class GraphTuner(base_tuner.BaseTuner):
             build_seconds = time.time() - start
             model.optimizer.build(model.trainable_variables)
             fresh = [model.get_weights(), [v.numpy() for v in model.optimizer.variables]]
-            runs = []
+            runs, parent_model = [], None
             for fold, (train, val) in enumerate(folds):
                 if fold:  # the same start as fold 0: initial weights, a fresh optimizer
                     model.set_weights(fresh[0])
                     for variable, value in zip(model.optimizer.variables, fresh[1]):
                         variable.assign(value)
                 if parent:
-                    self._inherit(trial.trial_id, model, graph, parent, fold)
+                    parent_model = self._inherit(trial.trial_id, model, graph, parent, fold,
+                                                 parent_model)  # fmt: skip
                 runs.append(fit_trial(model, self.make_dataset(*train, shuffle=True),
                                       self.make_dataset(*val, shuffle=False),
                                       objective=name, direction=self.oracle.objective.direction,
                                       epochs=self.epochs, max_epochs=self.max_epochs,
                                       patience=self.patience,
-                                      deadline=self.oracle.deadline))  # fmt: skip
+                                      deadline=self.oracle.deadline,
+                                      monitor_loss=bool(self.folds)))  # fmt: skip
                 model.save_weights(self.weights_path(trial.trial_id, fold))
         except TrainingDiverged as err:
             raise FailedTrialError(f"The trial failed: {err}.") from None
