@@ -123,3 +123,14 @@ def test_table_size_cap_follows_the_rows():
     assert table_size_cap(100) == 2**13
     assert table_size_cap(1000) == 50_000
     assert table_size_cap(10**6) == DEFAULT_MAX_MODEL_SIZE
+
+
+def test_final_build_time_counts_each_fold_of_the_best_trials():
+    from automl.engine.base import final_seconds
+
+    summaries = [{"score": 0.9, "build_seconds": 1.0, "folds": 5},
+                 {"score": 0.8, "build_seconds": 2.0},
+                 {"score": 0.7, "build_seconds": 10.0}, {"score": None}]  # fmt: skip
+    assert final_seconds(summaries, 2, +1.0) == pytest.approx(1.0 * 30 + 2.0 * 2)
+    assert final_seconds(summaries, 1, -1.0) == pytest.approx(10.0 * 2)  # lower is better
+    assert final_seconds([], 5, 1.0) == 0.0

@@ -28,6 +28,7 @@ import numpy as np
 from keras_tuner.engine import base_tuner
 from keras_tuner.errors import FailedTrialError
 
+from automl.engine.base import final_builds
 from automl.engine.oracle import ARCH, PARENT, SUMMARY_FILE, StrategyOracle
 from automl.engine.project import DamagedFileError, checksum, read_json, write_json
 from automl.graph.architecture import ArchitectureGraph
@@ -166,7 +167,9 @@ class GraphTuner(base_tuner.BaseTuner):
             build_seconds = time.time() - start
             model.optimizer.build(model.trainable_variables)
             fresh = [model.get_weights(), [v.numpy() for v in model.optimizer.variables]]
-            runs, parent_model = [], None
+            runs, parent_model, deadline = [], None, self.oracle.trial_deadline()
+            if deadline is not None:  # this trial may be a member of the final model too
+                deadline -= build_seconds * final_builds(len(self.folds))
             for fold, (train, val) in enumerate(folds):
                 if fold:  # the same start as fold 0: initial weights, a fresh optimizer
                     model.set_weights(fresh[0])
@@ -180,7 +183,7 @@ class GraphTuner(base_tuner.BaseTuner):
                                       objective=name, direction=self.oracle.objective.direction,
                                       epochs=self.epochs, max_epochs=self.max_epochs,
                                       patience=self.patience,
-                                      deadline=self.oracle.deadline,
+                                      deadline=deadline,
                                       monitor_loss=bool(self.folds)))  # fmt: skip
                 model.save_weights(self.weights_path(trial.trial_id, fold))
         except TrainingDiverged as err:
