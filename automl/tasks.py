@@ -203,7 +203,8 @@ class _AutoModel:
         folds = [((data_mod.take(inputs, i_tr), targets[i_tr]),
                   (data_mod.take(inputs, i_val), targets[i_val])) for i_tr, i_val in pairs]  # fmt: skip
         train, val = folds[0]
-        return train, val, (inputs, targets), folds[1:] and folds, fingerprint(x, y, split)
+        cross_validation = folds if len(folds) > 1 else []
+        return train, val, (inputs, targets), cross_validation, fingerprint(x, y, split)
 
     def _project_name(self) -> str:
         return self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()

@@ -5,8 +5,9 @@ median candidate (the median keeps trials that a time limit cut short out). Each
 member is fine-tuned on train + validation data at a tenth of its learning rate
 when the estimator split the validation data off itself (a trial scored by
 cross-validation is the average of its fold models, which between them have
-seen all the data, so it is not refit), then the members' architectures are built side by side behind one copy of the preprocessing,
-their outputs averaged, and each member's trained weights copied in by layer name.
+seen all the data, so it is not refit). Then the members' architectures are
+built side by side behind one copy of the preprocessing, their outputs
+averaged, and each member's trained weights copied in by layer name.
 """
 
 from __future__ import annotations

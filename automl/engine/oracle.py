@@ -104,18 +104,21 @@ class StrategyOracle(keras_tuner.Oracle):
                 for t in self.trials.values()
                 if t.status == trial_module.TrialStatus.COMPLETED]  # fmt: skip
 
-    def final_seconds(self) -> float:
-        """Seconds building the final model from the best `final_members` trials will take."""
-        return final_seconds(self._summaries(), self.final_members, self._sign())
-
     def seconds_needed(self) -> float:
         """Seconds a new trial needs for two epochs, plus building the final model, from the
         finished trials (0 before any)."""
-        return seconds_to_start(self._summaries()) + self.final_seconds()
+        summaries = self._summaries()
+        return seconds_to_start(summaries) + self._final_seconds(summaries)
 
     def trial_deadline(self) -> float | None:
         """When the running trial stops: the deadline less the final model's build time."""
-        return None if self.deadline is None else self.deadline - self.final_seconds()
+        if self.deadline is None:
+            return None
+        return self.deadline - self._final_seconds(self._summaries())
+
+    def _final_seconds(self, summaries: list[dict]) -> float:
+        """Seconds building the final model from the best `final_members` trials will take."""
+        return final_seconds(summaries, self.final_members, self._sign())
 
     def lower_size_cap(self, params: int) -> None:
         """Propose no model of `params` / 2 parameters or more from now on (out of memory)."""
