@@ -7,6 +7,7 @@ message that says what was received and what to do. What is fitted on the data
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -190,23 +191,68 @@ def cross_validation_folds(y, folds: int, stratify: bool, seed: int) -> list:
 
 
 def as_dataset(inputs, y=None, batch_size: int = 256, shuffle_seed: int | None = None):
-    """A batched `tf.data.Dataset` of model inputs (and targets); strings travel as tf.string.
+    """Batches of model inputs (and targets) in the form the Keras backend takes best.
+
+    On TensorFlow a `tf.data.Dataset` (strings travel as tf.string); on other backends
+    an `ArrayBatches` (a `keras.utils.PyDataset` over the arrays).
 
     Raises:
         InputError: inputs and targets have different numbers of samples.
     """
-    import tensorflow as tf
+    import keras
 
     if y is not None and n_samples(inputs) != len(y):
         raise InputError(
             "x and y have different numbers of samples. Received: "
             f"len(x)={n_samples(inputs)}, len(y)={len(y)}."
         )
+    if keras.backend.backend() != "tensorflow":
+        return array_batches()(inputs, y, batch_size, shuffle_seed)
+    import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices(inputs if y is None else (inputs, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(min(n_samples(inputs), 10_000), seed=shuffle_seed,
                         reshuffle_each_iteration=True)  # fmt: skip
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+@functools.cache
+def array_batches() -> type:
+    """The `ArrayBatches` class (defined on first use: it subclasses a Keras class)."""
+    import keras
+
+    class ArrayBatches(keras.utils.PyDataset):
+        """Batches of arrays (or a dict of arrays) and targets, reshuffled every epoch.
+
+        Args:
+            inputs: an array or a dict of arrays, one row per sample.
+            y: targets, or None for inputs alone.
+            batch_size: rows per batch (the last batch may be smaller).
+            shuffle_seed: None keeps the order; a seed shuffles, differently each epoch.
+        """
+
+        def __init__(self, inputs, y=None, batch_size: int = 256, shuffle_seed=None):
+            super().__init__()
+            self.inputs, self.y, self.batch_size = inputs, y, int(batch_size)
+            self.size = n_samples(inputs)
+            self.rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
+            self.order = np.arange(self.size)
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return math.ceil(self.size / self.batch_size)
+
+        def __getitem__(self, index: int):
+            rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+            x = take(self.inputs, rows)
+            return x if self.y is None else (x, self.y[rows])
+
+        def on_epoch_end(self) -> None:
+            if self.rng is not None:
+                self.order = self.rng.permutation(self.size)
+
+    return ArrayBatches
 
 
 def take(x, index):

@@ -155,6 +155,16 @@ def predict_with(model, preprocessor, target, x) -> np.ndarray:
         InputError: x does not fit the model's inputs.
     """
     x, _ = to_arrays(x)
+    if preprocessor is not None and preprocessor.kind == "columns":
+        import keras
+
+        if preprocessor.string_inputs and keras.backend.backend() != "tensorflow":
+            raise InputError(
+                "This table model takes its text columns as strings, which only the "
+                f"TensorFlow backend has (KERAS_BACKEND={keras.backend.backend()!r}). Predict "
+                "with KERAS_BACKEND=tensorflow, or fit on this backend: its table models "
+                "take text as integer codes that automl makes from the strings."
+            )
     if preprocessor is not None:
         inputs = preprocessor.transform(x)
     else:

@@ -139,6 +139,9 @@ class Preprocessor:
     variance: list = field(default_factory=list)
     columns: list = field(default_factory=list)  # for "columns": dicts name/input/kind/...
     fill: list = field(default_factory=list)  # for "table": each column's median (missing values)
+    # For "columns": categorical inputs are strings (TensorFlow), or integer codes of the
+    # vocabulary (0: not in it) on backends without string tensors.
+    string_inputs: bool = True
 
     # -------------------------------------------------------------- fitting
     @classmethod
@@ -221,7 +224,10 @@ class Preprocessor:
             columns.append(entry)
         if not columns:
             raise InputError("The DataFrame has no columns.")
-        return cls("columns", [len(columns)], [width], columns=columns)
+        import keras
+
+        return cls("columns", [len(columns)], [width], columns=columns,
+                   string_inputs=keras.backend.backend() == "tensorflow")  # fmt: skip
 
     # -------------------------------------------------------------- transform
     def transform(self, x):
@@ -287,7 +293,12 @@ class Preprocessor:
                 values = _numeric_column(col, c["name"])
                 out[c["input"]] = np.where(np.isnan(values), c["fill"], values)[:, None]
             else:
-                out[c["input"]] = col.astype(str).where(col.notna(), "").to_numpy(object)[:, None]
+                text = col.astype(str).where(col.notna(), "")
+                if self.string_inputs:
+                    out[c["input"]] = text.to_numpy(object)[:, None]
+                else:
+                    codes = {value: i + 1 for i, value in enumerate(c["vocabulary"])}
+                    out[c["input"]] = text.map(codes).fillna(0).to_numpy("int32")[:, None]
         return out
 
     def normalise_images(self, x) -> np.ndarray:
@@ -314,11 +325,16 @@ class Preprocessor:
                         rank = keras.layers.Rescaling(1 / len(c["quantiles"]),
                                                       name=f"pre_rank_{c['input']}")(bins)  # fmt: skip
                         part = keras.layers.Concatenate(name=f"pre_both_{c['input']}")([part, rank])
-                else:
+                elif self.string_inputs:
                     inp = keras.Input(shape=(1,), name=c["input"], dtype="string")
                     part = keras.layers.StringLookup(vocabulary=c["vocabulary"],
                                                      output_mode="one_hot",
                                                      name=f"pre_lookup_{c['input']}")(inp)  # fmt: skip
+                else:  # the same one-hot, from the codes `transform` gives
+                    inp = keras.Input(shape=(1,), name=c["input"], dtype="int32")
+                    part = keras.layers.CategoryEncoding(len(c["vocabulary"]) + 1,
+                                                         output_mode="one_hot",
+                                                         name=f"pre_lookup_{c['input']}")(inp)  # fmt: skip
                 inputs[c["input"]] = inp
                 parts.append(part)
             x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="pre_concat")(parts)

@@ -65,7 +65,7 @@ def test_alpha_step_moves_only_alphas_and_weight_step_only_weights(method):
 
 def _gradients(net, batch, variables):
     with tf.GradientTape() as tape:
-        loss = net._loss(batch[1], net(batch[0], training=True))
+        loss = net.batch_loss(batch[1], net(batch[0], training=True))
     return [g.numpy() for g in tape.gradient(loss, variables)]
 
 
@@ -151,7 +151,7 @@ def test_darts2_gradient_matches_finite_differences_and_double_backprop(float64)
     finite_difference = (plus - minus) / (2 * eps)
     with tf.GradientTape() as outer:
         with tf.GradientTape() as inner:
-            loss = net._loss(train[1], net(train[0], training=True))
+            loss = net.batch_loss(train[1], net(train[0], training=True))
         dot = tf.add_n(
             [tf.reduce_sum(g * d) for g, d in zip(inner.gradient(loss, weights), direction)]
         )

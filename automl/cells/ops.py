@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
+from automl.cells import backend
 from automl.graph import nb201
 
 DARTS_OPS: tuple[str, ...] = (
@@ -44,12 +44,12 @@ def batch_norm(affine: bool = True, name: str | None = None) -> BatchNorm:
 
 @keras.saving.register_keras_serializable(package="automl")
 class BatchNorm(keras.layers.Layer):
-    """Batch normalisation over NHWC channels as one fused TensorFlow op.
+    """Batch normalisation over NHWC channels, fused on TensorFlow.
 
     Same weights and maths as `keras.layers.BatchNormalization` with PyTorch's
     defaults (momentum 0.9, epsilon 1e-5), but about 8 graph ops instead of 34: a
     supernet holds hundreds of these, and graph size is what tracing costs.
-    Inputs that are not float32 use the unfused formula.
+    Other backends, and inputs that are not float32, use the `keras.ops` formula.
 
     Args:
         affine: whether to learn a scale (gamma) and an offset (beta).
@@ -82,13 +82,14 @@ class BatchNorm(keras.layers.Layer):
             mean, variance = self.moving_mean, self.moving_variance
             inverse = ops.rsqrt(ops.cast(variance, dtype) + self.epsilon) * scale
             return inputs * inverse + (offset - ops.cast(mean, dtype) * inverse)
-        if dtype == "float32":
-            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs, scale, offset, epsilon=self.epsilon, is_training=True
-            )
+        fused = backend.current().fused_batch_norm
+        if dtype == "float32" and fused is not None:
+            outputs, mean, variance = fused(inputs, scale, offset, self.epsilon)
         else:
             mean, variance = ops.moments(inputs, axes=[0, 1, 2])
             outputs = (inputs - mean) * ops.rsqrt(variance + self.epsilon) * scale + offset
+            count = ops.cast(ops.size(inputs), variance.dtype) / channels
+            variance = variance * count / ops.maximum(count - 1.0, 1.0)  # unbiased, as fused
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             batch = ops.cast(ops.stop_gradient(batch), moving.dtype)
             moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
-import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
+from automl import data as data_mod
 from automl.cells.genotype import Genotype, ModelSizeRecord, reached_early_stop
 from automl.cells.layers import Cell, ResidualReduction
 from automl.cells.ops import batch_norm
@@ -96,11 +96,53 @@ def _split(x, y, seed: int):
     return (x_a, y_a), (x_b, y_b)
 
 
-def _batches(x, y, batch_size: int, seed: int, shuffle: bool = True) -> tf.data.Dataset:
+def _batches(x, y, batch_size: int, seed: int, shuffle: bool = True):
+    import tensorflow as tf
+
     data = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     return data.batch(batch_size, drop_remainder=shuffle)
+
+
+class PairedBatches(keras.utils.PyDataset):
+    """`((x_train, y_train), (x_val, y_val))` batches for backends without tf.data.
+
+    Both halves are reshuffled every epoch; an epoch is one pass over the train half
+    in full batches, and the val half cycles, as the tf.data pipeline does.
+    """
+
+    def __init__(self, train, val, batch_size: int, seed: int):
+        super().__init__()
+        self.halves, self.batch_size = (train, val), batch_size
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return len(self.halves[0][1]) // self.batch_size
+
+    def on_epoch_end(self) -> None:
+        self.orders = [self.rng.permutation(len(y)) for _, y in self.halves]
+
+    def __getitem__(self, index: int):
+        out = []
+        for (x, y), order in zip(self.halves, self.orders, strict=True):
+            start = index % (len(order) // self.batch_size) * self.batch_size
+            rows = order[start : start + self.batch_size]
+            out.append((x[rows], y[rows]))
+        return tuple(out)
+
+
+def _pipelines(train, val, batch_size: int, seed: int):
+    """(search pairs, val batches for evaluation): tf.data on TensorFlow, else PyDatasets."""
+    if keras.backend.backend() != "tensorflow":
+        return PairedBatches(train, val, batch_size, seed), data_mod.as_dataset(*val, batch_size)
+    import tensorflow as tf
+
+    pairs = tf.data.Dataset.zip(
+        (_batches(*train, batch_size, seed), _batches(*val, batch_size, seed + 1).repeat())
+    ).prefetch(2)
+    return pairs, _batches(*val, batch_size, seed, shuffle=False)
 
 
 def run_search(
@@ -143,7 +185,7 @@ def run_search(
         alpha_lr: Adam learning rate of the alphas (MiLeNAS: 3e-4 over ~20,000 steps;
             searches of a few hundred steps need a larger one for the alphas to move).
         early_stop: stop when the model size reaches (6, 0) (DARTS space only).
-        jit_compile: compile the train step with XLA.
+        jit_compile: compile the train step with XLA (always, on JAX).
         callbacks: Keras callbacks for the supernet's `fit` (called one epoch at a time).
         deadline: a `time.time()` value; the search stops at the first batch past it (the
             epoch it stops in is still evaluated, so at least one genotype is derived).
@@ -170,13 +212,7 @@ def run_search(
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_val, y_val) = _split(x, y, seed)
     batch_size = min(batch_size, len(x_train), len(x_val))
-    pairs = tf.data.Dataset.zip(
-        (
-            _batches(x_train, y_train, batch_size, seed),
-            _batches(x_val, y_val, batch_size, seed + 1).repeat(),
-        )
-    ).prefetch(2)
-    val_eval = _batches(x_val, y_val, batch_size, seed, shuffle=False)
+    pairs, val_eval = _pipelines((x_train, y_train), (x_val, y_val), batch_size, seed)
     net = SuperNet(num_classes, x.shape[1:], space, cells, channels, stages=stages, seed=seed)
     steps = len(x_train) // batch_size
     net.compile(
@@ -184,7 +220,7 @@ def run_search(
         default_alpha_optimizer(alpha_lr),
         method=method,
         lambda_=lambda_,
-        jit_compile=jit_compile,
+        jit_compile=jit_compile or keras.backend.backend() == "jax",
     )
     record, history, stopped = ModelSizeRecord(), [], False
     timer = StopAtDeadline(deadline)

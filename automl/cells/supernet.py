@@ -20,15 +20,18 @@ Weight decay is added to the gradients (coupled, as PyTorch's SGD and Adam do),
 after clipping the weight gradients to global norm 5.
 
 Each batch of the training dataset is a pair `((x_train, y_train), (x_val, y_val))`.
+
+The steps are written once against variables and `keras.ops`; the gradient and the
+compiled step come from the backend's module (`automl.cells.backend`).
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
+from automl.cells import backend
 from automl.cells.genotype import Genotype, derive_genotype
 from automl.cells.layers import ResidualReduction, SearchCell
 from automl.cells.ops import batch_norm
@@ -233,6 +236,16 @@ class SuperNet(keras.Model):
         super().compile(optimizer=self.weight_optimizer, **kwargs)
         self.weight_optimizer.build(self.network_weights)
         self.alpha_optimizer.build(self.alphas)
+        # The alpha optimizer's state is model state, so that a stateless step (JAX)
+        # carries it from one step to the next like the weight optimizer's.
+        tracked = {id(v) for v in self.non_trainable_variables}
+        locked = self._tracker.locked
+        self._tracker.unlock()  # the net is built; its state may still grow here
+        for variable in self.alpha_optimizer.variables:
+            if id(variable) not in tracked:
+                self._track_variable(variable)
+        if locked:
+            self._tracker.lock()
 
     @property
     def metrics(self):
@@ -243,16 +256,24 @@ class SuperNet(keras.Model):
             self.val_accuracy_tracker,
         ]
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        return backend.current().train_step(self, *args)
+
+    def test_step(self, *args):
+        return backend.current().test_step(self, *args)
+
+    def search_step(self, data):
+        """One search step on `((x_train, y_train), (x_val, y_val))`; returns the logs."""
         train, val, _ = keras.utils.unpack_x_y_sample_weight(data)
         weight_pass = self.alpha_step(train, val)
         self.weight_step(train, weight_pass)
         return {m.name: m.result() for m in self.metrics}
 
-    def test_step(self, data):
+    def evaluate_step(self, data):
+        """Loss and accuracy of one `(x, y)` batch in inference mode; returns the logs."""
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         logits = self(x, training=False)
-        self.loss_tracker.update_state(self._loss(y, logits))
+        self.loss_tracker.update_state(self.batch_loss(y, logits))
         self.accuracy_tracker.update_state(y, logits)
         return {m.name: m.result() for m in self.metrics[:2]}
 
@@ -287,7 +308,8 @@ class SuperNet(keras.Model):
             weight_pass = self._gradients(train, self.network_weights)
         grads, loss, logits = weight_pass
         if self.grad_clip is not None:
-            grads, _ = tf.clip_by_global_norm(grads, self.grad_clip)
+            norm = _global_norm(grads)
+            grads = [g * (self.grad_clip / ops.maximum(norm, self.grad_clip)) for g in grads]
         self._apply(self.weight_optimizer, grads, self.network_weights, self.weight_decay)
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(train[1], logits)
@@ -296,12 +318,12 @@ class SuperNet(keras.Model):
         weights = self.network_weights
         xi = ops.cast(self.weight_optimizer.learning_rate, self.alphas[0].dtype)
         train_grads, _, _ = self._gradients(train, weights)
-        backup = [tf.identity(v.value) for v in weights]
+        backup = backend.current().snapshot(weights)
         for v, w0, g in zip(weights, backup, train_grads, strict=True):
             v.assign(w0 - xi * (g + self.weight_decay * w0))
         grads, val_loss, val_logits = self._gradients(val, self.alphas + weights)
         alpha_grads, direction = grads[: len(self.alphas)], grads[len(self.alphas) :]
-        eps = self.hessian_eps / (tf.linalg.global_norm(direction) + 1e-12)
+        eps = self.hessian_eps / (_global_norm(direction) + 1e-12)
 
         def alpha_grads_at(sign):
             for v, w0, d in zip(weights, backup, direction, strict=True):
@@ -317,24 +339,23 @@ class SuperNet(keras.Model):
         ]
         return alpha_grads, val_loss, val_logits
 
-    def _loss(self, y, logits):
+    def batch_loss(self, y, logits):
+        """Mean cross-entropy of integer labels `y` and `logits`."""
         losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
         return ops.mean(losses)
 
     def _gradients(self, batch, variables):
-        x, y = batch[0], batch[1]
-        with tf.GradientTape() as tape:
-            logits = self(x, training=True)
-            loss = self._loss(y, logits)
-        grads = tape.gradient(loss, variables)
-        grads = [ops.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-        return grads, loss, logits
+        return backend.current().gradients(self, batch, variables)
 
     @staticmethod
     def _apply(optimizer, grads, variables, decay: float) -> None:
         if decay:
             grads = [g + decay * v.value for g, v in zip(grads, variables, strict=True)]
         optimizer.apply(grads, variables)
+
+
+def _global_norm(tensors):
+    return ops.sqrt(sum(ops.sum(ops.square(t)) for t in tensors))
 
 
 def _shape(kind: str, shapes: dict) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 
+from automl.cells import backend as cell_backend
 from automl.engine.base import Candidate, SearchBackend, SearchContext, rank, seconds_to_start
 from automl.engine.project import checksum, read_json, write_json
 from automl.errors import InputError
@@ -71,6 +72,7 @@ class CellSearch(SearchBackend):
                 f"strategy={strategy!r} searches image classifiers only; for {kind} "
                 f"{task} use 'bayesian', 'evolution' or 'random'."
             )
+        cell_backend.current()  # a backend the supernet steps run on
         return options(options_)
 
     def __init__(self, context: SearchContext):

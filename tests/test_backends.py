@@ -1,0 +1,147 @@
+"""Keras backends: the supernet's compiled steps, and models that move between backends.
+
+The first tests run on whichever backend the suite runs on (CI runs this file on
+TensorFlow and on JAX). The cross-backend tests run on TensorFlow and start one JAX
+process (tests/backend_run.py) that works on the same weights, data and files.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from automl.cells import backend
+from automl.cells.supernet import METHODS
+from automl.errors import InputError
+
+sys.path.insert(0, os.path.dirname(__file__))
+import backend_run  # noqa: E402
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_compiled_steps_equal_the_same_steps_taken_one_call_at_a_time(method):
+    """Keras's compiled train step (one jitted program on JAX) carries every piece of
+    state the eager steps do: alphas, weights, both optimizers' moments, BN statistics."""
+    compiled, eager = backend_run.supernet(), backend_run.supernet()
+    eager.set_weights(compiled.get_weights())
+    initial = {id(v): np.array(v) for v in compiled.weights}
+    after = backend_run.compiled_steps(compiled, method)
+    eager.compile(method=method)
+    train, val = backend_run.search_pair()
+    for _ in range(2):
+        eager.weight_step(train, eager.alpha_step(train, val))
+    assert len(after) == len(eager.weights) > len(eager.trainable_variables)
+    for got, want in zip(after, eager.weights, strict=True):
+        np.testing.assert_allclose(got, np.array(want), rtol=1e-4, atol=1e-5, err_msg=want.path)
+    moved = [not np.allclose(a, initial[id(v)]) for a, v in zip(after, compiled.weights)
+             if id(v) in initial]  # fmt: skip
+    assert sum(moved) > len(compiled.trainable_variables) // 2
+
+
+def test_the_alpha_optimizer_state_is_carried_from_step_to_step():
+    net = backend_run.supernet()
+    backend_run.compiled_steps(net, "darts1")
+    iterations = [int(np.array(o.iterations)) for o in (net.weight_optimizer, net.alpha_optimizer)]
+    assert iterations == [2, 2]
+
+
+def test_an_unsupported_backend_gets_a_clear_error(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    with pytest.raises(InputError, match=r"KERAS_BACKEND='torch'.*graph strategies"):
+        backend.current()
+
+
+def test_a_search_fits_exports_and_reloads_on_this_backend(tmp_path):
+    import automl
+    from automl.export import load_model, predict_with, save_model
+
+    x, y = backend_run.table()
+    clf = automl.StructuredDataClassifier(max_trials=2, epochs=3, seed=0, verbose=0,
+                                          directory=tmp_path)  # fmt: skip
+    clf.fit(x, y)
+    summary = clf.search_summary()
+    assert (summary["status"] == "COMPLETED").sum() == 2
+    path = save_model(clf, tmp_path / "model.keras")
+    model, preprocessor, target = load_model(path)
+    np.testing.assert_array_equal(predict_with(model, preprocessor, target, x), clf.predict(x))
+    assert clf.evaluate(x, y)["accuracy"] > 0.6
+
+
+# --------------------------------------------------------------- across backends
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory):
+    """Write the shared inputs and TensorFlow's models, run the JAX process, load its npz."""
+    pytest.importorskip("jax")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("compares TensorFlow with a JAX process")
+    directory = str(tmp_path_factory.mktemp("backends"))
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    np.savez(os.path.join(directory, "inputs.npz"), images=x[:150].reshape(-1, 8, 8),
+             labels=y[:150])  # fmt: skip
+    backend_run.supernet().save_weights(os.path.join(directory, "supernet.weights.h5"))
+    ours = backend_run.fit_models(directory, "tensorflow")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = os.path.join(os.path.dirname(__file__), "backend_run.py")
+    done = subprocess.run([sys.executable, script, directory], env=env, capture_output=True,
+                          text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    theirs = dict(np.load(os.path.join(directory, "jax.npz")))
+    return directory, ours, theirs
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_jax_steps_match_tensorflow_steps_from_the_same_weights(jax_run, method):
+    directory = jax_run[0]
+    net = backend_run.supernet()
+    net.load_weights(os.path.join(directory, "supernet.weights.h5"))
+    ours = backend_run.compiled_steps(net, method)
+    theirs = [jax_run[2][f"{method}/{i}"] for i in range(len(ours))]
+    for got, want, variable in zip(theirs, ours, net.weights, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4, err_msg=variable.path)
+
+
+@pytest.mark.parametrize("name", ["graph", "cells"])
+def test_an_image_model_saved_on_one_backend_predicts_the_same_on_the_other(jax_run, name):
+    directory, ours, theirs = jax_run
+    np.testing.assert_allclose(theirs[f"tensorflow_{name}"], ours[f"tensorflow_{name}"],
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    from backend_run import predict_saved
+
+    here = predict_saved(directory, "jax")
+    np.testing.assert_allclose(here[f"jax_{name}"], theirs[f"jax_{name}"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_table_model_from_jax_takes_strings_through_its_sidecar_on_tensorflow(jax_run):
+    directory, _, theirs = jax_run
+    from backend_run import predict_saved
+
+    here = predict_saved(directory, "jax")
+    assert here["jax_table"].shape == (120, 2)
+    np.testing.assert_allclose(here["jax_table"], theirs["jax_table"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_tensorflow_table_model_with_strings_gets_a_clear_error_on_jax(jax_run):
+    message = str(jax_run[2]["tensorflow_table/error"])
+    assert "only the TensorFlow backend has" in message and "KERAS_BACKEND='jax'" in message
+
+
+def test_batch_norm_follows_pytorchs_training_formula_on_every_backend(rng):
+    from automl.cells.ops import batch_norm
+
+    x = (rng.normal(size=(4, 3, 3, 5)) * 2 + 1).astype("float32")
+    layer = batch_norm()
+    out = np.array(layer(x, training=True))
+    mean, variance, count = x.mean((0, 1, 2)), x.var((0, 1, 2)), 4 * 3 * 3
+    np.testing.assert_allclose(out, (x - mean) / np.sqrt(variance + 1e-5), atol=1e-4)
+    np.testing.assert_allclose(np.array(layer.moving_mean), 0.1 * mean, atol=1e-5)
+    unbiased = variance * count / (count - 1)  # the running variance is unbiased
+    np.testing.assert_allclose(np.array(layer.moving_variance), 0.9 + 0.1 * unbiased, atol=1e-5)
