@@ -127,6 +127,15 @@ def load_model(path):
 
     import automl.cells  # noqa: F401  (registers the cell layers, if a cell model is loaded)
 
+    preprocessor, target = _read_sidecar(path + SIDECAR)
+    if preprocessor is not None and preprocessor.kind == "columns":
+        if preprocessor.string_inputs and keras.backend.backend() != "tensorflow":
+            raise InputError(
+                f"The table model {path!r} takes its text columns as strings, which only the "
+                f"TensorFlow backend has (KERAS_BACKEND={keras.backend.backend()!r}). Predict "
+                "with KERAS_BACKEND=tensorflow, or fit on this backend: its table models "
+                "take text as integer codes that automl makes from the strings."
+            )
     try:
         model = keras.models.load_model(path)
     except Exception as err:  # Keras reports bad files with many exception types
@@ -134,13 +143,17 @@ def load_model(path):
             f"Cannot load {path!r} as a Keras model ({type(err).__name__}: {err}). Pass a "
             ".keras file saved by automl or keras."
         ) from None
-    sidecar = path + SIDECAR
+    return model, preprocessor, target
+
+
+def _read_sidecar(sidecar: str):
+    """(Preprocessor, TargetEncoder) from a model's sidecar, or (None, None) without one."""
     if not os.path.exists(sidecar):
-        return model, None, None
+        return None, None
     try:
         with open(sidecar) as f:
             info = json.load(f)
-        return model, Preprocessor(**info["preprocessor"]), TargetEncoder(**info["target"])
+        return Preprocessor(**info["preprocessor"]), TargetEncoder(**info["target"])
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise InputError(
             f"The sidecar {sidecar!r} of the model is damaged ({type(err).__name__}: {err}). "
@@ -155,16 +168,6 @@ def predict_with(model, preprocessor, target, x) -> np.ndarray:
         InputError: x does not fit the model's inputs.
     """
     x, _ = to_arrays(x)
-    if preprocessor is not None and preprocessor.kind == "columns":
-        import keras
-
-        if preprocessor.string_inputs and keras.backend.backend() != "tensorflow":
-            raise InputError(
-                "This table model takes its text columns as strings, which only the "
-                f"TensorFlow backend has (KERAS_BACKEND={keras.backend.backend()!r}). Predict "
-                "with KERAS_BACKEND=tensorflow, or fit on this backend: its table models "
-                "take text as integer codes that automl makes from the strings."
-            )
     if preprocessor is not None:
         inputs = preprocessor.transform(x)
     else:

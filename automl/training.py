@@ -165,4 +165,5 @@ def is_out_of_memory(err: BaseException) -> bool:
         isinstance(err, MemoryError)
         or name in ("ResourceExhaustedError", "OutOfMemoryError")
         or "out of memory" in str(err).lower()[:2000]
+        or "RESOURCE_EXHAUSTED" in str(err)[:2000]  # XLA's status, as JAX raises it
     )

@@ -3,7 +3,8 @@
 For each backend (TensorFlow, JAX) and each search method (milenas, darts1, darts2),
 a fresh process builds `automl.cells.SuperNet` at the papers' search size (8 cells,
 C=16, 4 nodes, 14 edges per cell, batch 64 per split, 32x32x3, 10 classes, random
-data), runs compiled train steps through `fit`, and reports the median ms per step
+data), runs compiled train steps through `fit` (as the search compiles them: a
+`tf.function` on TensorFlow, XLA with `--xla`; `jax.jit` on JAX), and reports the median ms per step
 after warm-up, the compile time (first step minus the median) and the peak memory
 (device memory on a GPU, resident memory on a CPU). With `--anchor PATH` it also runs
 a plain PyTorch script of the same supernet and steps that prints one JSON line per
@@ -49,7 +50,7 @@ def _peak_memory_mib(backend: str) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS"
 
 
-def child(method: str, size: dict, steps: int, warmup: int) -> dict:
+def child(method: str, size: dict, steps: int, warmup: int, xla: bool) -> dict:
     """Time `method`'s compiled step in this process (KERAS_BACKEND is already set)."""
     import keras
     import numpy as np
@@ -82,7 +83,8 @@ def child(method: str, size: dict, steps: int, warmup: int) -> dict:
 
     start = time.perf_counter()
     net = SuperNet(10, shape, "darts", size["cells"], size["channels"], seed=0)
-    net.compile(method=method, jit_compile=True)
+    jit = xla or backend == "jax"  # as the search compiles it: XLA on JAX, tf.function on TF
+    net.compile(method=method, jit_compile=jit)
     build = time.perf_counter() - start
     clock = Clock()
     net.fit(Same(), epochs=1, verbose=0, callbacks=[clock])
@@ -94,6 +96,7 @@ def child(method: str, size: dict, steps: int, warmup: int) -> dict:
         "method": method,
         "device": _device(backend),
         **size,
+        "xla": jit,
         "ms_per_step": round(1000 * median, 1),
         "compile_s": round(float(seconds[0] - median), 1),
         "build_s": round(build, 1),
@@ -119,7 +122,8 @@ def _device(backend: str) -> str:
 def _run_child(backend: str, method: str, args) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, __file__, "--child", method, "--steps", str(args.steps),
-               "--warmup", str(args.warmup)] + (["--quick"] if args.quick else [])  # fmt: skip
+               "--warmup", str(args.warmup)] + (["--quick"] if args.quick else []) + (
+                   ["--xla"] if args.xla else [])  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith("{"):
@@ -145,13 +149,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="a CPU-sized supernet")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per method")
     parser.add_argument("--warmup", type=int, default=3, help="steps before timing")
+    parser.add_argument("--xla", action="store_true",
+                        help="compile TensorFlow's steps with XLA too (JAX's always are)")  # fmt: skip
     parser.add_argument("--anchor", help="a PyTorch reference script to run beside")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     size = QUICK if args.quick else PAPER
     if args.child:
-        print(json.dumps(child(args.child, size, args.steps, args.warmup)), flush=True)
+        print(json.dumps(child(args.child, size, args.steps, args.warmup, args.xla)), flush=True)
         return {}
     rows = [_run_child(b, m, args) for b in args.backend or ("tensorflow", "jax") for m in METHODS]
     anchor = _run_anchor(args.anchor, size, args) if args.anchor else {}

@@ -54,17 +54,12 @@ def load_data(seed: int = 0):
 
 
 def datasets(data, batch_size: int, seed: int):
-    import tensorflow as tf
+    from automl.data import as_dataset  # tf.data on TensorFlow, a PyDataset elsewhere
 
     x_train, y_train, x_val, y_val = data
-    train = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
+    return as_dataset(x_train, y_train, batch_size, shuffle_seed=seed), as_dataset(
+        x_val, y_val, 512
     )
-    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(512).cache()
-    return train, val
 
 
 def make_reach_target(target: float):
@@ -233,9 +228,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"8 random children {timing['random_children_8_ms']:.2f} ms",
         flush=True,
     )
-    import tensorflow as tf
+    import keras
 
-    tf.config.experimental.enable_op_determinism()  # reproducible runs for a given seed
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # reproducible runs for a given seed
     data = load_data()
     rows = [row for seed in range(seeds) for row in run_seed(seed, data, args)]
     results = summarise(rows)

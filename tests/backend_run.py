@@ -5,7 +5,8 @@
 reads DIR/supernet.weights.h5, DIR/inputs.npz and the other backend's saved models
 DIR/<other>_*.keras, and writes DIR/<backend>.npz: the supernet's weights after two
 compiled steps of each method, the other backend's models' outputs here, and the
-outputs of small models it fits and saves itself as DIR/<backend>_*.keras.
+outputs of small models it fits and saves itself as DIR/<backend>_*.keras. Run as a
+script, it first makes TensorFlow impossible to import, as on a machine without it.
 """
 
 from __future__ import annotations
@@ -117,8 +118,18 @@ def main(directory: str) -> None:
             results[f"{method}/{i}"] = value
     results.update(predict_saved(directory, other))
     results.update(fit_models(directory, backend))
+    results["tensorflow_modules"] = np.array([m for m in sys.modules if m.startswith("tensorflow")])
     np.savez(os.path.join(directory, f"{backend}.npz"), **results)
 
 
+class _NoTensorFlow:
+    """An import hook that makes this process a machine without TensorFlow."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 if __name__ == "__main__":
+    sys.meta_path.insert(0, _NoTensorFlow())
     main(sys.argv[1])

@@ -72,6 +72,41 @@ def test_a_search_fits_exports_and_reloads_on_this_backend(tmp_path):
     assert clf.evaluate(x, y)["accuracy"] > 0.6
 
 
+def test_out_of_memory_is_recognised_as_each_backend_raises_it():
+    from automl.training import is_out_of_memory
+
+    class XlaRuntimeError(RuntimeError):  # jax.errors.JaxRuntimeError's shape
+        pass
+
+    jax_error = XlaRuntimeError(
+        "RESOURCE_EXHAUSTED: Failed to allocate request for 2.00GiB (2147483648B) on device "
+        "ordinal 0"
+    )
+    assert is_out_of_memory(jax_error) and is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(XlaRuntimeError("INVALID_ARGUMENT: shapes (3,) and (4,)"))
+
+
+def test_batches_for_backends_without_tf_data_cover_every_row():
+    from automl.cells.search import PairedBatches
+    from automl.data import array_batches
+
+    train = (np.arange(10, dtype="float32")[:, None], np.arange(10))
+    val = (np.arange(7, dtype="float32")[:, None], np.arange(7) + 100)
+    pairs = PairedBatches(train, val, batch_size=3, seed=0)
+    assert len(pairs) == 3  # full batches only
+    epoch = [pairs[i] for i in range(len(pairs))]
+    seen = np.concatenate([t[1] for t, _ in epoch])
+    assert len(set(seen)) == 9 and all(len(v[1]) == 3 and (v[1] >= 100).all() for _, v in epoch)
+    np.testing.assert_array_equal(epoch[0][0][0][:, 0], epoch[0][0][1])  # x and y stay paired
+    pairs.on_epoch_end()
+    assert not np.array_equal(np.concatenate([pairs[i][0][1] for i in range(3)]), seen)
+    inputs = {"a": np.arange(5)[:, None], "b": np.arange(5)[:, None] * 2}
+    ordered = array_batches()(inputs, np.arange(5), batch_size=2)
+    assert len(ordered) == 3 and [len(ordered[i][1]) for i in range(3)] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate([ordered[i][0]["b"] for i in range(3)])[:, 0],
+                                  2 * np.arange(5))  # fmt: skip
+
+
 # --------------------------------------------------------------- across backends
 
 
@@ -127,6 +162,12 @@ def test_a_table_model_from_jax_takes_strings_through_its_sidecar_on_tensorflow(
     here = predict_saved(directory, "jax")
     assert here["jax_table"].shape == (120, 2)
     np.testing.assert_allclose(here["jax_table"], theirs["jax_table"], rtol=1e-4, atol=1e-5)
+
+
+def test_the_jax_process_never_imported_tensorflow(jax_run):
+    # it could not: everything above ran in it without TensorFlow installed, in effect
+    assert jax_run[2]["tensorflow_modules"].size == 0
+    assert {"jax_graph", "jax_cells", "jax_table", "milenas/0"} <= set(jax_run[2])
 
 
 def test_a_tensorflow_table_model_with_strings_gets_a_clear_error_on_jax(jax_run):
