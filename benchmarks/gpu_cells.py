@@ -124,6 +124,7 @@ def _run_child(backend: str, method: str, args) -> dict:
     command = [sys.executable, __file__, "--child", method, "--steps", str(args.steps),
                "--warmup", str(args.warmup)] + (["--quick"] if args.quick else []) + (
                    ["--xla"] if args.xla else [])  # fmt: skip
+    command += [f"--{name}={getattr(args, name)}" for name in PAPER if getattr(args, name)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith("{"):
@@ -147,6 +148,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--backend", choices=("tensorflow", "jax"), action="append",
                         help="a backend to time (repeat for more; default: both)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a CPU-sized supernet")
+    for name in PAPER:
+        parser.add_argument(f"--{name}", type=int, help=f"override the supernet's {name}")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per method")
     parser.add_argument("--warmup", type=int, default=3, help="steps before timing")
     parser.add_argument("--xla", action="store_true",
@@ -155,7 +158,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    size = QUICK if args.quick else PAPER
+    size = {k: getattr(args, k) or v for k, v in (QUICK if args.quick else PAPER).items()}
     if args.child:
         print(json.dumps(child(args.child, size, args.steps, args.warmup, args.xla)), flush=True)
         return {}
