@@ -128,14 +128,14 @@ def load_model(path):
     import automl.cells  # noqa: F401  (registers the cell layers, if a cell model is loaded)
 
     preprocessor, target = _read_sidecar(path + SIDECAR)
-    if preprocessor is not None and preprocessor.kind == "columns":
-        if preprocessor.string_inputs and keras.backend.backend() != "tensorflow":
-            raise InputError(
-                f"The table model {path!r} takes its text columns as strings, which only the "
-                f"TensorFlow backend has (KERAS_BACKEND={keras.backend.backend()!r}). Predict "
-                "with KERAS_BACKEND=tensorflow, or fit on this backend: its table models "
-                "take text as integer codes that automl makes from the strings."
-            )
+    columns = preprocessor is not None and preprocessor.kind == "columns"
+    if columns and preprocessor.string_inputs and keras.backend.backend() != "tensorflow":
+        raise InputError(
+            f"The table model {path!r} takes its text columns as strings, which only the "
+            f"TensorFlow backend has (KERAS_BACKEND={keras.backend.backend()!r}). Predict "
+            "with KERAS_BACKEND=tensorflow, or fit on this backend: its table models "
+            "take text as integer codes that automl makes from the strings."
+        )
     try:
         model = keras.models.load_model(path)
     except Exception as err:  # Keras reports bad files with many exception types

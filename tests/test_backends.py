@@ -45,9 +45,13 @@ def test_compiled_steps_equal_the_same_steps_taken_one_call_at_a_time(method):
 
 def test_the_alpha_optimizer_state_is_carried_from_step_to_step():
     net = backend_run.supernet()
-    backend_run.compiled_steps(net, "darts1")
+    plain = {id(v) for v in net.non_trainable_variables}
+    net.compile(method="milenas")
+    backend_run.compiled_steps(net, "darts1")  # compiles again, with a new alpha optimizer
     iterations = [int(np.array(o.iterations)) for o in (net.weight_optimizer, net.alpha_optimizer)]
     assert iterations == [2, 2]
+    state = {id(v) for v in net.non_trainable_variables} - plain
+    assert state == {id(v) for v in net.alpha_optimizer.variables}  # the first one's is gone
 
 
 def test_an_unsupported_backend_gets_a_clear_error(monkeypatch):

@@ -226,6 +226,7 @@ class SuperNet(keras.Model):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}. Received: {method=}")
         self.weight_optimizer = weight_optimizer or default_weight_optimizer(10_000)
+        previous = getattr(self, "alpha_optimizer", None)
         self.alpha_optimizer = alpha_optimizer or default_alpha_optimizer()
         self.method = method
         self.lambda_ = float(lambda_)
@@ -238,12 +239,15 @@ class SuperNet(keras.Model):
         self.alpha_optimizer.build(self.alphas)
         # The alpha optimizer's state is model state, so that a stateless step (JAX)
         # carries it from one step to the next like the weight optimizer's.
+        # A second compile replaces the state of the first one's alpha optimizer.
         tracked = {id(v) for v in self.non_trainable_variables}
+        for variable in previous.variables if previous is not None else []:
+            if id(variable) in tracked:
+                self._untrack_variable(variable)
         locked = self._tracker.locked
         self._tracker.unlock()  # the net is built; its state may still grow here
         for variable in self.alpha_optimizer.variables:
-            if id(variable) not in tracked:
-                self._track_variable(variable)
+            self._track_variable(variable)
         if locked:
             self._tracker.lock()
 
