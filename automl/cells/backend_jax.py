@@ -51,7 +51,7 @@ def snapshot(variables) -> list:
     return [ops.convert_to_tensor(v.value) for v in variables]
 
 
-def _stateless(model, groups, values, step, data):
+def _stateless(groups, values, step, data):
     mapping = [
         (variable, value)
         for group, group_values in zip(groups, values, strict=True)
@@ -70,7 +70,7 @@ def train_step(model, state, data):
         model.optimizer.variables,
         model.metrics_variables,
     )
-    return _stateless(model, groups, state, model.search_step, data)
+    return _stateless(groups, state, model.search_step, data)
 
 
 def test_step(model, state, data):
@@ -79,7 +79,7 @@ def test_step(model, state, data):
         model.non_trainable_variables,
         model.metrics_variables,
     )
-    return _stateless(model, groups, state, model.evaluate_step, data)
+    return _stateless(groups, state, model.evaluate_step, data)
 
 
 fused_batch_norm = None  # the layer's own keras.ops formula
