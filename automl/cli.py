@@ -1,4 +1,5 @@
-"""The `automl` command: `automl fit`, `automl predict` (and `automl benchmark`, when present).
+"""The `automl` command: `automl fit`, `automl predict`, `automl export` (and `automl
+benchmark`, when present).
 
 Every error automl reports on purpose is printed as one line, `automl: error: <message>`,
 with exit status 2 (as argparse does for bad arguments); no traceback.
@@ -34,7 +35,12 @@ def _fit_parser(sub) -> None:
     p.add_argument("--strategy", default="bayesian",
                    choices=["bayesian", "random", "evolution", "milenas", "darts"])  # fmt: skip
     p.add_argument("--max-trials", type=int, default=10)
-    p.add_argument("--time-limit", default="3m", help="search time limit, e.g. 90s, 3m, 1h")
+    p.add_argument("--time-limit", default=["3m"], nargs="+", metavar="DURATION",
+                   help="search time limit, e.g. 90s, 3m, '5 minutes', 1h30m (default: 3m)")  # fmt: skip
+    p.add_argument("--validation-split", type=float, default=0.2,
+                   help="fraction of the training data held out to score trials (default: 0.2; "
+                        "tables under 1,000 rows use 5-fold cross-validation instead)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument(
         "--epochs", type=int, default=None, help="epochs per trial (default: early stopping)"
     )
@@ -49,7 +55,9 @@ def _fit_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="start the search over")
     p.add_argument("--output", help="where to save the model (default: NAME.keras)")
     p.add_argument("--json", help="also write the result as JSON to this file")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
+                   help="1: a progress bar and a line per trial; 2: a line per epoch too")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress display (--verbose 0)")
 
 
 def _predict_parser(sub) -> None:
@@ -58,6 +66,21 @@ def _predict_parser(sub) -> None:
     p.add_argument("model", help="a .keras file written by `automl fit`")
     p.add_argument("data", help="a CSV file (feature columns) or .npz file (array x)")
     p.add_argument("--output", help="write predictions here as CSV (default: print them)")
+    p.add_argument("--proba", action="store_true",
+                   help="class probabilities, one column per class, instead of labels")  # fmt: skip
+
+
+def _export_parser(sub) -> None:
+    from automl.export import FORMATS
+
+    p = sub.add_parser("export", help="convert a saved model to another format",
+                       description="Write a .keras model saved by `automl fit` as a Keras "
+                                   "file without optimizer state, a SavedModel folder, a TFLite "
+                                   "file or an ONNX file, with its preprocessing inside.")  # fmt: skip
+    p.add_argument("model", help="a .keras file written by `automl fit`")
+    p.add_argument("output", help="the file (or SavedModel folder) to write")
+    p.add_argument("--format", choices=list(FORMATS), default=None,
+                   help="default: from OUTPUT's extension (.keras, .tflite, .onnx; none: savedmodel)")  # fmt: skip
 
 
 def _load(args):
@@ -92,21 +115,23 @@ def fit(args) -> dict:
     model_path = check_model_path(args.output or f"{name}.keras")  # before the search
     _check_output_file(args.json, "--json")
     estimator = getattr(automl, _ESTIMATORS[data.kind, data.task])(
-        strategy=args.strategy, max_trials=args.max_trials, time_limit=args.time_limit,
-        epochs=args.epochs, directory=args.directory, project_name=name,
-        overwrite=args.overwrite, seed=args.seed, verbose=0 if args.quiet else 1,
-        ensemble_size=args.ensemble_size,
+        strategy=args.strategy, max_trials=args.max_trials,
+        time_limit=" ".join(args.time_limit), epochs=args.epochs, directory=args.directory,
+        project_name=name, overwrite=args.overwrite, seed=args.seed,
+        verbose=0 if args.quiet else args.verbose, ensemble_size=args.ensemble_size,
+        batch_size=args.batch_size,
     )  # fmt: skip
     start = time.time()
-    estimator.fit(data.x_train, data.y_train)
+    estimator.fit(data.x_train, data.y_train, validation_split=args.validation_split)
     seconds = time.time() - start
     summary = estimator.search_summary()
     metric = "accuracy" if data.task == "classification" else "mse"
     test_score = estimator.evaluate(data.x_test, data.y_test)[metric]
     path = save_model(estimator, model_path)
-    if not args.quiet:
-        with_cols = [c for c in ("trial_id", "key", "params", "score", "epochs", "seconds",
-                                 "status") if c in summary.columns]  # fmt: skip
+    if not args.quiet and args.verbose:
+        with_cols = [c for c in ("trial_id", "score", "ensemble", "params", "inference_ms",
+                                 "epochs", "seconds", "morphism", "status")
+                     if c in summary.columns]  # fmt: skip
         print(summary[with_cols].to_string(index=False))
         print(f"test {metric}: {test_score:.4f}   ({len(data.y_test)} held-out samples)")
         print(f"search + refit: {seconds:.1f} s   model saved to {path}")
@@ -138,14 +163,48 @@ def predict(args) -> None:
         x = datasets.read_csv(args.data)
         if preprocessor is not None and preprocessor.kind != "columns":
             x = x.to_numpy()
-    predictions = predict_with(model, preprocessor, target, x)
-    frame = pd.DataFrame(predictions.reshape(len(predictions), -1))
-    frame.columns = ["prediction"] if frame.shape[1] == 1 else [f"p{i}" for i in frame.columns]
+    if args.proba:
+        if target is None or target.task != "classification":
+            raise InputError(
+                "--proba needs a classifier saved by `automl fit` (with its .automl.json "
+                f"sidecar). {args.model} is not one."
+            )
+        probabilities = predict_with(model, preprocessor, None, x)
+        frame = pd.DataFrame(probabilities, columns=[f"p_{c}" for c in target.classes])
+    else:
+        predictions = predict_with(model, preprocessor, target, x)
+        frame = pd.DataFrame(predictions.reshape(len(predictions), -1))
+        frame.columns = ["prediction"] if frame.shape[1] == 1 else [f"p{i}" for i in frame.columns]
     if args.output:
         frame.to_csv(args.output, index=False)
         print(f"wrote {len(frame)} predictions to {args.output}")
     else:
         print(frame.to_csv(index=False), end="")
+
+
+def export(args) -> str:
+    from automl import serving
+    from automl.export import (
+        check_format,
+        check_output,
+        load_model,
+        save_loaded,
+    )
+
+    fmt = check_format(args.format, args.output)
+    check_output(args.output, fmt)
+    model, preprocessor, target = load_model(args.model)
+    if fmt == "keras":
+        path = save_loaded(model, preprocessor, target, args.output)
+    else:
+        if preprocessor is None:
+            raise InputError(
+                f"{args.model} has no .automl.json sidecar, so its inputs are unknown. Export a "
+                "model saved by `automl fit` or automl.export.save_model."
+            )
+        path = serving.save_graph_format(model, preprocessor, fmt, args.output)
+    print(f"wrote {fmt} model to {path}")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _fit_parser(sub)
     _predict_parser(sub)
+    _export_parser(sub)
     try:
         from automl.benchmark import add_parser as add_benchmark
     except ImportError:
@@ -171,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             fit(args)
         elif args.command == "predict":
             predict(args)
+        elif args.command == "export":
+            export(args)
         else:
             args.func(args)
     except KeyboardInterrupt:

@@ -190,7 +190,8 @@ def cross_validation_folds(y, folds: int, stratify: bool, seed: int) -> list:
     return list(KFold(folds, shuffle=True, random_state=seed).split(index))
 
 
-def as_dataset(inputs, y=None, batch_size: int = 256, shuffle_seed: int | None = None):
+def as_dataset(inputs, y=None, batch_size: int = 256, shuffle_seed: int | None = None,
+               sample_weight=None):  # fmt: skip
     """Batches of model inputs (and targets) in the form the Keras backend takes best.
 
     On TensorFlow a `tf.data.Dataset` (strings travel as tf.string); on other backends
@@ -207,10 +208,15 @@ def as_dataset(inputs, y=None, batch_size: int = 256, shuffle_seed: int | None =
             f"len(x)={n_samples(inputs)}, len(y)={len(y)}."
         )
     if keras.backend.backend() != "tensorflow":
-        return array_batches()(inputs, y, batch_size, shuffle_seed)
+        return array_batches()(inputs, y, batch_size, shuffle_seed, sample_weight)
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(inputs if y is None else (inputs, y))
+    parts = (
+        (inputs,)
+        + ((y,) if y is not None else ())
+        + ((sample_weight,) if sample_weight is not None and y is not None else ())
+    )
+    ds = tf.data.Dataset.from_tensor_slices(parts[0] if len(parts) == 1 else parts)
     if shuffle_seed is not None:
         ds = ds.shuffle(min(n_samples(inputs), 10_000), seed=shuffle_seed,
                         reshuffle_each_iteration=True)  # fmt: skip
@@ -230,11 +236,14 @@ def array_batches() -> type:
             y: targets, or None for inputs alone.
             batch_size: rows per batch (the last batch may be smaller).
             shuffle_seed: None keeps the order; a seed shuffles, differently each epoch.
+            sample_weight: a weight per sample, or None.
         """
 
-        def __init__(self, inputs, y=None, batch_size: int = 256, shuffle_seed=None):
+        def __init__(self, inputs, y=None, batch_size: int = 256, shuffle_seed=None,
+                     sample_weight=None):  # fmt: skip
             super().__init__()
             self.inputs, self.y, self.batch_size = inputs, y, int(batch_size)
+            self.sample_weight = sample_weight
             self.size = n_samples(inputs)
             self.rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
             self.order = np.arange(self.size)
@@ -246,7 +255,11 @@ def array_batches() -> type:
         def __getitem__(self, index: int):
             rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
             x = take(self.inputs, rows)
-            return x if self.y is None else (x, self.y[rows])
+            if self.y is None:
+                return x
+            if self.sample_weight is None:
+                return x, self.y[rows]
+            return x, self.y[rows], self.sample_weight[rows]
 
         def on_epoch_end(self) -> None:
             if self.rng is not None:

@@ -76,8 +76,68 @@ def check_output_file(path: str, what: str) -> str:
     return path
 
 
-def save_model(estimator, path) -> str:
+FORMATS = ("keras", "savedmodel", "tflite", "onnx")
+_EXTENSIONS = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+
+
+def check_format(fmt: str | None, path) -> str:
+    """The export format: `fmt`, or the one `path`'s extension names ("savedmodel" for a
+    path without one; "keras" without a path).
+
+    Raises:
+        InputError: an unknown format, or a path whose extension does not match it.
+    """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"path must be a file or folder name. Received: {path!r}.")
+    ext = os.path.splitext(os.fspath(path))[1].lower() if path is not None else ""
+    guessed = _EXTENSIONS.get(ext, "savedmodel" if path is not None and not ext else None)
+    if fmt is None:
+        if path is not None and guessed is None:
+            raise InputError(
+                f"Cannot tell the format from the path {os.fspath(path)!r}. Pass format= one "
+                f"of {list(FORMATS)}, or a path ending in .keras, .tflite or .onnx."
+            )
+        return guessed or "keras"
+    if fmt not in FORMATS:
+        raise InputError(f"Unknown export format {fmt!r}. Choose one of {list(FORMATS)}.")
+    if path is not None and ext in _EXTENSIONS and _EXTENSIONS[ext] != fmt:
+        raise InputError(
+            f"The path {os.fspath(path)!r} ends in {ext!r}, which is not the format {fmt!r}."
+        )
+    return fmt
+
+
+def check_output(path, fmt: str = "keras") -> str:
+    """`path` as a string, once it is sure `fmt` can be written there (a SavedModel
+    replaces a folder; the other formats are files).
+
+    Raises:
+        InputError: the path is a folder (for a file format), or its folder is
+            missing or not writable.
+    """
+    path = os.fspath(path)
+    if fmt == "savedmodel" and os.path.isdir(path):
+        return check_output_file(os.path.join(path, "saved_model.pb"), "The export path") and path
+    return check_output_file(path, "The export path")
+
+
+def without_optimizer(model):
+    """The same model (its layers shared) without the optimizer and its state."""
+    import keras
+
+    return keras.Model(model.input, model.output, name=model.name)
+
+
+def save_model(estimator, path, model=None) -> str:
     """Save a fitted estimator's model as `.keras` plus its sidecar JSON; returns `path`.
+
+    The file holds the model without optimizer state (it loads uncompiled, ready to
+    predict; compile it to train it further).
+
+    Args:
+        estimator: a fitted automl estimator.
+        path: a file name ending in `.keras`.
+        model: the model to save (default: the estimator's exported model).
 
     Raises:
         InputError: the path cannot take a model (see `check_model_path`), or
@@ -90,20 +150,32 @@ def save_model(estimator, path) -> str:
             "save_model takes a fitted automl estimator. Received: "
             f"{type(estimator).__name__}. Save a keras.Model with model.save(path)."
         )
-    model = estimator.export_model()
-    info = {
-        "estimator": type(estimator).__name__,
-        "preprocessor": _plain(dataclasses.asdict(estimator.preprocessor_)),
-        "target": _plain(dataclasses.asdict(estimator.target_)),
-    }
+    model = model if model is not None else estimator.export_model()
+    return save_loaded(model, estimator.preprocessor_, estimator.target_, path,
+                       type(estimator).__name__)  # fmt: skip
+
+
+def save_loaded(model, preprocessor, target, path, estimator: str | None = None) -> str:
+    """Save `model` as `.keras` without optimizer state, with a sidecar for `preprocessor`
+    and `target` when they are known; returns `path`.
+
+    Raises:
+        InputError: the path cannot take a model (see `check_model_path`).
+    """
     from automl.engine.project import write_json
 
+    path = check_model_path(path)
+    model = without_optimizer(model)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     try:  # written whole, then renamed: a kill never leaves a torn model
         model.save(tmp)
         os.replace(tmp, path)
-        write_json(path + SIDECAR, info)
+        if preprocessor is not None and target is not None:
+            info = {"estimator": estimator,
+                    "preprocessor": _plain(dataclasses.asdict(preprocessor)),
+                    "target": _plain(dataclasses.asdict(target))}  # fmt: skip
+            write_json(path + SIDECAR, info)
     except OSError as err:
         raise InputError(f"Cannot write the model to {path!r}: {err}") from None
     finally:

@@ -21,29 +21,35 @@ from automl import data as data_mod
 from automl.errors import InputError, NotFittedError, SearchError
 from automl.preprocessing import Preprocessor
 
+_UNITS = {"h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+          "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+          "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "": 1}  # fmt: skip
+
 
 def parse_time_limit(value) -> float | None:
-    """Seconds from a number or a string like "90s", "30m", "1h30m"; None stays None."""
+    """Seconds from a number or a string like "90s", "30m", "5 minutes", "1h30m"; None stays None."""
     if value is None:
         return None
+    wrong = InputError(
+        "time_limit must be seconds or a duration like '90s', '30m', '5 minutes', '1h30m'. "
+        f"Received: time_limit={value!r}."
+    )
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value) or value <= 0:
             raise InputError(f"time_limit must be positive. Received: time_limit={value!r}.")
         return float(value)
     if not isinstance(value, str):
-        raise InputError(
-            f"time_limit must be seconds or a string like '90s', '30m', '1h30m'. "
-            f"Received: time_limit={value!r}."
-        )
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*",
-                         str(value))  # fmt: skip
-    if not match or not any(match.groups()) or not str(value).strip():
-        raise InputError(
-            f"time_limit must be seconds or a string like '90s', '30m', '1h30m'. "
-            f"Received: time_limit={value!r}."
-        )
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    seconds = 3600 * h + 60 * m + s
+        raise wrong
+    text = value.strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)\s*,?\s*(?:and\s+)?", text)
+    rebuilt = re.sub(r"\s*(,|and)\s*", " ", text)
+    if not parts or re.sub(r"[\s]", "", "".join(n + u for n, u in parts)) != re.sub(
+        r"\s", "", rebuilt
+    ):
+        raise wrong
+    if any(unit not in _UNITS for _, unit in parts) or sum(not u for _, u in parts) > 1:
+        raise wrong
+    seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
     if seconds <= 0:
         raise InputError(f"time_limit must be positive. Received: time_limit={value!r}.")
     return seconds
@@ -54,7 +60,28 @@ CV_FOLDS = 5
 
 _PARAMS = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
            "overwrite", "seed", "max_model_size", "batch_size", "verbose", "cell_options",
-           "ensemble_size")  # fmt: skip
+           "ensemble_size", "tensorboard_dir")  # fmt: skip
+
+
+def _check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
+    """`sample_weight` as a float32 vector of `n` finite non-negative values, or None."""
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype="float32").reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"sample_weight must be numbers, one per sample. Received: {type(sample_weight).__name__}."
+        ) from None
+    if len(weights) != n:
+        raise InputError(
+            f"sample_weight needs one weight per sample: {n}. Received: {len(weights)} weights."
+        )
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
+        raise InputError(
+            "sample_weight must be finite and non-negative, with at least one above 0."
+        )
+    return weights
 
 
 class _AutoModel:
@@ -75,7 +102,7 @@ class _AutoModel:
                  project_name: str | None = None, overwrite: bool = False, seed: int = 0,
                  max_model_size: int | None = None, batch_size: int = 32,
                  verbose: int = 1, cell_options: dict | None = None,
-                 ensemble_size: int = 5):  # fmt: skip
+                 ensemble_size: int = 5, tensorboard_dir: str | None = None):  # fmt: skip
         self.strategy = strategy
         self.max_trials = max_trials
         self.time_limit = time_limit
@@ -89,6 +116,7 @@ class _AutoModel:
         self.verbose = verbose
         self.cell_options = cell_options
         self.ensemble_size = ensemble_size
+        self.tensorboard_dir = tensorboard_dir
 
     # ------------------------------------------------------------------ params
     def get_params(self, deep: bool = True) -> dict:
@@ -143,10 +171,61 @@ class _AutoModel:
                 "max_model_size must be a positive number of parameters, or None. "
                 f"Received: max_model_size={self.max_model_size!r}."
             )
+        if self.tensorboard_dir is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise InputError(
+                    "tensorboard_dir needs the tensorboard package: pip install tensorboard. "
+                    f"Received: tensorboard_dir={self.tensorboard_dir!r}."
+                )
+        if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
+            raise InputError(f"verbose must be 0, 1 or 2. Received: verbose={self.verbose!r}.")
         return parse_time_limit(self.time_limit), options
 
+    def _check_fit_options(self, callbacks, class_weight) -> tuple[list, dict | None]:
+        """(callbacks, class weights by class index), checked against the fitted head."""
+        import keras
+
+        callbacks = list(callbacks or [])
+        bad = [type(c).__name__ for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
+        if bad:
+            raise InputError(
+                f"callbacks must be keras.callbacks.Callback instances. Received: {bad}."
+            )
+        if class_weight is None:
+            return callbacks, None
+        if self._task != "classification":
+            raise InputError("class_weight applies to classifiers only; use sample_weight.")
+        classes = list(self.head_.target.classes)
+        if class_weight == "balanced":
+            return callbacks, None  # filled in by _prepare from the class counts
+        if not isinstance(class_weight, dict):
+            raise InputError(
+                "class_weight must be a dict {label: weight} or 'balanced'. "
+                f"Received: {type(class_weight).__name__}."
+            )
+        unknown = [k for k in class_weight if k not in classes]
+        if unknown:
+            raise InputError(
+                f"class_weight names labels not in y: {unknown}. The labels: {classes}."
+            )
+        weights = {}
+        for i, label in enumerate(classes):
+            value = class_weight.get(label, 1.0)
+            if (
+                not isinstance(value, (int, float, np.number))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise InputError(
+                    f"class_weight values must be non-negative numbers. Received: {label!r}: {value!r}."
+                )
+            weights[i] = float(value)
+        return callbacks, weights
+
     # ------------------------------------------------------------------ data
-    def _prepare(self, x, y, validation_split, validation_data):
+    def _prepare(self, x, y, validation_split, validation_data, sample_weight=None):
         """Fit the preprocessing and the head; (train, val, train + val or None, folds, fingerprint).
 
         `folds` lists (train, val) pairs when trials are scored by cross-validation
@@ -167,6 +246,7 @@ class _AutoModel:
             )
         if len(y) < 4:
             raise InputError(f"fit needs at least 4 samples. Received: {len(y)}.")
+        weights = _check_sample_weight(sample_weight, len(y))
         if self._kind == "image":
             self.preprocessor_ = Preprocessor.fit_images(x)
         else:
@@ -188,7 +268,8 @@ class _AutoModel:
                 raise InputError("validation_data needs targets: pass (x_val, y_val).")
             self.target_ = self.head_.target
             val = (self.preprocessor_.transform(x_val), self.head_.encode(y_val))
-            return (inputs, targets), val, None, [], fingerprint(x, y, x_val, y_val)
+            train = (inputs, targets) + ((weights,) if weights is not None else ())
+            return train, val, None, [], fingerprint(x, y, x_val, y_val)
         stratify = self._task == "classification"
         if self._kind == "table" and len(y) < CV_ROWS:
             data_mod.check_fraction(validation_split)
@@ -200,11 +281,16 @@ class _AutoModel:
         if self._task == "regression":  # the target scaling sees the training part only
             self.head_ = HEADS[self._task].fit(data_mod.take(y, pairs[0][0]))
         self.target_ = self.head_.target
-        folds = [((data_mod.take(inputs, i_tr), targets[i_tr]),
-                  (data_mod.take(inputs, i_val), targets[i_val])) for i_tr, i_val in pairs]  # fmt: skip
+
+        def part(rows):
+            chosen = (data_mod.take(inputs, rows), targets[rows])
+            return chosen + ((weights[rows],) if weights is not None else ())
+
+        folds = [(part(i_tr), part(i_val)) for i_tr, i_val in pairs]
         train, val = folds[0]
         cross_validation = folds if len(folds) > 1 else []
-        return train, val, (inputs, targets), cross_validation, fingerprint(x, y, split)
+        full = (inputs, targets) + ((weights,) if weights is not None else ())
+        return train, val, full, cross_validation, fingerprint(x, y, split)
 
     def _project_name(self) -> str:
         return self.project_name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
@@ -219,7 +305,8 @@ class _AutoModel:
         return signature
 
     # ------------------------------------------------------------------ fit
-    def fit(self, x, y=None, validation_split: float = 0.2, validation_data=None):
+    def fit(self, x, y=None, validation_split: float = 0.2, validation_data=None,
+            callbacks: list | None = None, class_weight=None, sample_weight=None):  # fmt: skip
         """Search for a model, then refit the best ones on train + validation data.
 
         Args:
@@ -230,6 +317,13 @@ class _AutoModel:
                 `validation_data` is given, and for tables of fewer than 1,000 rows,
                 whose trials are scored by 5-fold cross-validation).
             validation_data: (x_val, y_val) or a dataset, used to score trials.
+            callbacks: Keras callbacks, passed to every trial's `model.fit` and to the
+                refit of the final model.
+            class_weight: classifiers: {label: weight}, or "balanced" (weights
+                inversely proportional to the class counts), applied to the loss of
+                every trial and the refit.
+            sample_weight: a non-negative weight per sample of `x`, applied to the
+                training loss (and to the validation loss) of every trial and the refit.
 
         Returns:
             self.
@@ -243,17 +337,29 @@ class _AutoModel:
 
         time_limit, options = self._check_params()
         budget = Budget(self.max_trials, time_limit)
-        train, val, full, folds, data = self._prepare(x, y, validation_split, validation_data)
+        train, val, full, folds, data = self._prepare(x, y, validation_split, validation_data,
+                                                      sample_weight)  # fmt: skip
+        balanced = isinstance(class_weight, str) and class_weight == "balanced"
+        callbacks, class_weight = self._check_fit_options(callbacks, class_weight)
+        if balanced:
+            targets = np.asarray((full or train)[1])
+            index = targets.argmax(axis=1) if targets.ndim > 1 else targets.astype(int).ravel()
+            counts = np.bincount(index, minlength=self.head_.n_outputs)
+            class_weight = {i: float(len(index) / (len(counts) * max(c, 1)))
+                            for i, c in enumerate(counts)}  # fmt: skip
         project = Project(self.directory, self._project_name(), self.overwrite)
         signature = self._signature(options, data)
         project.check_writable()
         project.lock()
+        fit_options = {"callbacks": callbacks, "class_weight": class_weight}
         try:
-            return self._search(project, signature, budget, options, train, val, full, folds)
+            return self._search(project, signature, budget, options, train, val, full, folds,
+                                fit_options)  # fmt: skip
         finally:
             project.unlock()
 
-    def _search(self, project, signature: dict, budget, options: dict, train, val, full, folds):
+    def _search(self, project, signature: dict, budget, options: dict, train, val, full, folds,
+                fit_options: dict):  # fmt: skip
         """Run the search in the locked `project`, then keep the final model."""
         from automl.engine.base import SearchContext, backend_class
         from automl.engine.final import final_model
@@ -265,7 +371,8 @@ class _AutoModel:
                                 max_model_size=self.max_model_size,
                                 options=options, folds=folds,
                                 ensemble_size=self.ensemble_size,
-                                verbose=self.verbose)  # fmt: skip
+                                verbose=self.verbose, tensorboard_dir=self.tensorboard_dir,
+                                **fit_options)  # fmt: skip
         backend = backend_class(self.strategy)(context)
         backend.search(train, val)
         ranked = backend.candidates()
@@ -319,23 +426,84 @@ class _AutoModel:
         result = self.model_.evaluate(ds, verbose=0, return_dict=True)
         return {k: float(v) for k, v in result.items()}
 
-    def export_model(self):
-        """The trained `keras.Model`: raw inputs in, probabilities (or targets) out.
+    def export_model(self, format: str | None = None, path=None, *,
+                     max_params: int | None = None, max_latency_ms: float | None = None):  # fmt: skip
+        """The trained model, as a `keras.Model` or written to a file.
 
-        Saved with `model.save("m.keras")` it loads with `keras.models.load_model`
-        in a fresh process, safe mode on, without automl.
+        Without `path` it returns the `keras.Model` (raw inputs in, probabilities or
+        targets out); saved with `model.save("m.keras")` it loads with
+        `keras.models.load_model` in a fresh process, safe mode on, without automl.
+        With `path` it writes the model and returns the path. Formats:
+
+        - "keras": a `.keras` file without optimizer state, and beside it
+          `PATH.automl.json` (the preprocessing and labels, for `automl predict`).
+        - "savedmodel": a TensorFlow SavedModel folder, signature `serving_default`.
+        - "tflite": a TensorFlow Lite file.
+        - "onnx": an ONNX file (needs `pip install 'automl-keras[onnx]'`).
+
+        SavedModel, TFLite and ONNX hold the preprocessing, take raw inputs and fill
+        missing values (NaN) inside; a table fit on a DataFrame takes one input per
+        column, named after it: float32 numbers, text as strings
+        (`automl.serving.table_feed(estimator.preprocessor_, frame)` builds them).
+        Their output is named "output".
+
+        Args:
+            format: one of "keras", "savedmodel", "tflite", "onnx"; by default taken
+                from the path's extension (a path without one is a SavedModel folder).
+            path: where to write; None returns the `keras.Model`.
+            max_params, max_latency_ms: export the best single trial with at most
+                this many parameters and at most this inference time per sample
+                (`search_summary()`'s `inference_ms`) instead of the final model;
+                it is the trial's model as trained, without the final refit.
+
+        Raises:
+            InputError: an unknown format, a path that cannot be written, or no
+                trial within the limits.
         """
+        from automl import export, serving
+
         self._check_fitted()
-        return self.model_
+        fmt = export.check_format(format, path)
+        model = self.model_
+        if max_params is not None or max_latency_ms is not None:
+            model = self._best_within(max_params, max_latency_ms)
+        if path is None:
+            return model
+        if fmt == "keras":
+            return export.save_model(self, path, model=model)
+        return serving.save_graph_format(
+            model, self.preprocessor_, fmt, export.check_output(path, fmt)
+        )
+
+    def _best_within(self, max_params, max_latency_ms):
+        """The model of the best finished trial within a size and latency limit."""
+        rows = [r for r in self.backend_.summary_rows() if r.get("score") is not None]
+        fits = [r for r in rows
+                if (max_params is None or (r.get("params") or 0) <= max_params)
+                and (max_latency_ms is None or (r.get("inference_ms") or 0) <= max_latency_ms)]  # fmt: skip
+        if not fits:
+            sizes = ", ".join(f"trial {r['trial_id']}: {r.get('params')} params, "
+                              f"{r.get('inference_ms')} ms" for r in rows[:5])  # fmt: skip
+            raise InputError(
+                f"No finished trial has at most max_params={max_params} parameters and "
+                f"max_latency_ms={max_latency_ms} ms per sample ({sizes}). Raise the limits."
+            )
+        best = min(fits, key=lambda r: -self.head_.sign * float(r["score"]))
+        (candidate,) = [c for c in self.backend_.candidates() if c.trial_id == best["trial_id"]]
+        return self.backend_.load_model(candidate)
 
     def search_summary(self):
-        """One row per trial (for cell strategies, per candidate genotype).
+        """One row per trial (for cell strategies, per candidate genotype), best first.
 
-        Columns: trial_id, strategy, key (the architecture's canonical string),
-        params, score (the objective, e.g. validation accuracy), search_score (cell
-        strategies: the supernet's search-validation accuracy), epochs, seconds,
-        parent (the trial a morphism child grew from), status, and ensemble (whether
-        the trial is a member of the exported model).
+        Columns: trial_id; score (the objective, e.g. validation accuracy); val_loss;
+        ensemble (whether the trial is a member of the exported model); params;
+        inference_ms (milliseconds per sample of the trial's model, on a batch of up
+        to 256); seconds and epochs of its training; elapsed (seconds from the
+        search's start to the trial's end); parent (the trial a morphism child grew
+        from) and morphism (the change that made it); status and reason (why it
+        failed); strategy; key (the architecture's canonical string); search_score
+        (cell strategies: the supernet's search-validation accuracy). Trials without
+        a score come last.
         """
         import pandas as pd
 
@@ -343,8 +511,48 @@ class _AutoModel:
 
         self._check_fitted()
         frame = pd.DataFrame(self.backend_.summary_rows(), columns=SUMMARY_COLUMNS)
-        frame["ensemble"] = frame["trial_id"].isin(self.ensemble_trial_ids_)
-        return frame
+        frame.insert(2, "ensemble", frame["trial_id"].isin(self.ensemble_trial_ids_))
+        finished = pd.to_numeric(frame.pop("finished_at"), errors="coerce")
+        start = (finished - pd.to_numeric(frame["seconds"], errors="coerce")).min()
+        frame.insert(8, "elapsed", (finished - start).round(2))
+        order = (-self.head_.sign * pd.to_numeric(frame["score"], errors="coerce")).fillna(np.inf)
+        frame = frame.iloc[np.argsort(order.to_numpy(), kind="stable")]
+        return frame.reset_index(drop=True)
+
+    def plot_search(self):
+        """A matplotlib figure: each trial's score and the best so far against time, and
+        parameters against score (ensemble members highlighted)."""
+        from automl.plots import plot_search
+
+        return plot_search(self.search_summary(), direction=self.head_.direction,
+                           objective=self.head_.objective)  # fmt: skip
+
+    def plot_architecture(self):
+        """A matplotlib figure of the best architecture (its graph, or its cells)."""
+        from automl.plots import plot_architecture
+
+        self._check_fitted()
+        return plot_architecture(self.best_architecture_)
+
+    def _repr_html_(self) -> str:
+        """A short HTML summary for notebooks: settings, or the fitted result."""
+        import html
+
+        name = type(self).__name__
+        if not hasattr(self, "model_"):
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        summary = self.search_summary()
+        done = int(summary["score"].notna().sum())
+        best = summary.iloc[0]
+        rows = [("strategy", self.strategy), ("trials finished", f"{done} of {len(summary)}"),
+                (f"best {self.head_.objective}", f"{best['score']:.4f} (trial {best['trial_id']})"),
+                ("exported model", f"{len(self.ensemble_trial_ids_)} trial(s), "
+                                   f"{self.model_.count_params():,} parameters"),
+                ("search time", f"{self.seconds_:.1f} s")]  # fmt: skip
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+                       for k, v in rows)  # fmt: skip
+        return f"<b>{html.escape(name)}</b> (fitted)<table>{body}</table>"
 
 
 class _Classifier(_AutoModel):

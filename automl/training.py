@@ -105,7 +105,8 @@ def load_weights(model: keras.Model, path: str) -> None:
 def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str,
               direction: str, epochs: int | None = None, max_epochs: int = 200,
               patience: int = 5, deadline: float | None = None,
-              monitor_loss: bool = False) -> tuple[list[float], int, dict]:  # fmt: skip
+              monitor_loss: bool = False, callbacks: list | None = None,
+              class_weight: dict | None = None) -> tuple[list[float], int, dict]:  # fmt: skip
     """Train one trial's model; returns the objective per epoch and the epoch it keeps.
 
     With `epochs=None` training stops early (`patience` epochs without improvement,
@@ -125,16 +126,18 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
         monitor_loss: stop early on the validation loss instead of the objective (a
             finer signal than accuracy on a few dozen rows); the kept epoch is then
             the one with the lowest validation loss.
+        callbacks: more Keras callbacks (the user's, the progress display's).
+        class_weight: class index -> weight of its samples in the loss.
 
     Returns:
-        (scores, kept, timing): the objective of every epoch, the index of the kept
-        epoch, and `epoch_timing` of the run.
+        (scores, kept, info): the objective of every epoch, the index of the kept
+        epoch, and `epoch_timing` of the run with the kept epoch's `val_loss`.
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (training stops at that batch).
     """
     nan_stop, timer = StopOnNonFinite(), StopAtDeadline(deadline, min_epochs=1)
-    callbacks: list = [nan_stop, timer]
+    callbacks = [nan_stop, timer, *(callbacks or [])]
     stopper = None
     if epochs is None:
         monitor, mode = ("val_loss", "min") if monitor_loss else (objective, direction)
@@ -144,7 +147,7 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
         callbacks.append(stopper)
     history = model.fit(train_data, validation_data=validation_data,
                         epochs=epochs or max_epochs, callbacks=callbacks, shuffle=False,
-                        verbose=0).history  # fmt: skip
+                        class_weight=class_weight, verbose=0).history  # fmt: skip
     if nan_stop.loss is not None:
         raise TrainingDiverged(
             f"the training loss became {nan_stop.loss} in epoch {nan_stop.epoch + 1}: training "
@@ -155,7 +158,31 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
     if not math.isfinite(scores[kept]):
         raise TrainingDiverged(f"the {objective} is {scores[kept]} at epoch {kept + 1}: "
                                "training diverged")  # fmt: skip
-    return scores, kept, epoch_timing(timer.epoch_ends)
+    info = epoch_timing(timer.epoch_ends)
+    if history.get("val_loss"):
+        info["val_loss"] = float(history["val_loss"][kept])
+    return scores, kept, info
+
+
+def inference_ms(model: keras.Model, inputs, samples: int = 256, repeats: int = 5) -> float:
+    """Milliseconds per sample of the model's compiled predict step on a batch of up to
+    `samples` rows of `inputs` (the median of `repeats` runs, after one that traces it)."""
+    import numpy as np
+
+    from automl.data import as_dataset, n_samples, take
+
+    n = min(samples, n_samples(inputs))
+    batches = as_dataset(take(inputs, np.arange(n)), batch_size=n)
+    batch = next(iter(batches)) if keras.backend.backend() == "tensorflow" else batches[0]
+    if isinstance(batch, tuple):
+        batch = batch[0]
+    model.predict_on_batch(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(batch)
+        times.append(time.perf_counter() - start)
+    return round(1000 * float(np.median(times)) / n, 4)
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -62,10 +62,10 @@ def test_the_first_table_trials_are_a_linear_model_then_an_mlp(tmp_path, rng):
 
     x, y = linear_table(rng, 150)
     reg = automl.StructuredDataRegressor(directory=tmp_path, **SMALL).fit(x, y)
-    ids = reg.search_summary()["trial_id"].tolist()  # in trial order
-    keys = reg.search_summary()["key"].tolist()
+    summary = reg.search_summary().sort_values("trial_id")  # in trial order
+    ids, keys = summary["trial_id"].tolist(), summary["key"].tolist()
     assert keys[0] == linear((4,), 1, "linear").key()
-    params = reg.search_summary()["params"].tolist()
+    params = summary["params"].tolist()
     assert params[0] == 5 and params[1] > 5  # 4 weights and a bias, then the MLP
     rates = [float(reg.backend_.build(reg.backend_.tuner.trial_graph(t)).optimizer.learning_rate)
              for t in ids]  # fmt: skip

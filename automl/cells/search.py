@@ -226,7 +226,8 @@ def run_search(
     timer = StopAtDeadline(deadline)
     for epoch in range(epochs):
         start = time.perf_counter()
-        logs = net.fit(pairs, epochs=1, verbose=0, callbacks=[*(callbacks or []), timer]).history
+        logs = net.fit(pairs, epochs=1, verbose=0, shuffle=False,
+                       callbacks=[*(callbacks or []), timer]).history  # fmt: skip
         seconds = time.perf_counter() - start
         evaluation = net.evaluate(val_eval, verbose=0, return_dict=True)
         genotype = net.genotype()

@@ -83,16 +83,44 @@ class SearchContext:
     folds: list = field(default_factory=list)  # (train, val) pairs when cross-validating
     ensemble_size: int = 5
     verbose: int = 1
+    callbacks: list = field(default_factory=list)  # the user's Keras callbacks
+    class_weight: dict | None = None  # class index -> weight
+    tensorboard_dir: str | None = None
+    progress: Any = None  # a `SearchProgress`; made from `verbose` when None
+
+    def __post_init__(self):
+        if self.progress is None:
+            from automl.progress import SearchProgress
+
+            head = self.head
+            self.progress = SearchProgress(self.verbose, self.budget.max_trials,
+                                           self.budget.seconds, head.objective, head.direction,
+                                           started=self.budget.started)  # fmt: skip
 
     def log(self, line: str) -> None:
-        """Print one progress line (when `verbose`)."""
-        if self.verbose:
-            print(f"[automl] {line}", flush=True)
+        """Write one progress line (when `verbose`)."""
+        self.progress.write(line)
 
-    def dataset(self, inputs, y, shuffle: bool):
-        """Batched input data of the model (shuffled by the seed when `shuffle`)."""
+    def fit_options(self, run: str) -> dict:
+        """What each `model.fit` of the search and the refit takes from the user: callbacks
+        (the progress display's, the user's, and a TensorBoard log in `tensorboard_dir/run`)
+        and class weights."""
+        import os
+
+        callbacks = [self.progress.callback(), *self.callbacks]
+        if self.tensorboard_dir:
+            import keras
+
+            log_dir = os.path.join(self.tensorboard_dir, run)
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
+        return {"callbacks": callbacks, "class_weight": self.class_weight}
+
+    def dataset(self, inputs, y, sample_weight=None, shuffle: bool = False):
+        """Batched input data of the model (shuffled by the seed when `shuffle`), with a
+        weight per sample when `sample_weight` is given."""
         seed = self.seed if shuffle else None
-        return data_mod.as_dataset(inputs, y, self.batch_size, shuffle_seed=seed)
+        return data_mod.as_dataset(inputs, y, self.batch_size, shuffle_seed=seed,
+                                   sample_weight=sample_weight)  # fmt: skip
 
     def assemble(self, candidates: list[Candidate], learning_rate: float = 1e-3):
         """One compiled model: the preprocessing, each candidate's architecture, the head.
@@ -189,8 +217,9 @@ class SearchBackend(abc.ABC):
         """One row per trial or candidate (see `SUMMARY_COLUMNS`)."""
 
 
-SUMMARY_COLUMNS = ["trial_id", "strategy", "key", "params", "score", "search_score", "epochs",
-                   "seconds", "parent", "status", "reason"]  # fmt: skip
+SUMMARY_COLUMNS = ["trial_id", "score", "val_loss", "params", "inference_ms", "seconds", "epochs",
+                   "parent", "morphism", "status", "reason", "strategy", "key", "search_score",
+                   "finished_at"]  # fmt: skip
 
 
 def epoch_costs(summary: dict) -> tuple[float, float]:

@@ -113,14 +113,22 @@ class CellSearch(SearchBackend):
             result = self._search_supernet(train)
             write_json(context.project.file(RESULT_FILE), result)
         self.plan = _plan(result)
-        for index in range(min(len(self.plan), context.budget.max_trials)):
-            if self._summary(index):  # trained (or failed) before: never again
-                continue
-            if index and context.budget.search_left() <= self._seconds_needed():
-                context.log(f"{self.method}: time limit reached; "
-                            f"{len(self.plan) - index} candidates not trained")  # fmt: skip
-                break
-            self._train(index, train, val)
+        count = min(len(self.plan), context.budget.max_trials)
+        context.progress.trials = count
+        context.progress.start(sum(1 for i in range(count) if self._summary(i)))
+        try:
+            for index in range(count):
+                if self._summary(index):  # trained (or failed) before: never again
+                    continue
+                if index and context.budget.search_left() <= self._seconds_needed():
+                    context.log(f"{self.method}: time limit reached; "
+                                f"{len(self.plan) - index} candidates not trained")  # fmt: skip
+                    break
+                context.progress.trial_started(str(index), context.epochs)
+                score, line = self._train(index, train, val)
+                context.progress.trial_ended(score, line)
+        finally:
+            context.progress.close()
 
     def _seconds_needed(self) -> float:
         """Two epochs of a typical trained candidate (0 before any)."""
@@ -144,10 +152,11 @@ class CellSearch(SearchBackend):
                             verbose=context.verbose)  # fmt: skip
         return {"method": self.method, **result.to_dict()}
 
-    def _train(self, index: int, train: tuple, val: tuple) -> None:
+    def _train(self, index: int, train: tuple, val: tuple) -> tuple[float | None, str]:
+        """Train candidate `index` and record it; (its score, or None if it failed; a line)."""
         import keras
 
-        from automl.training import fit_trial
+        from automl.training import fit_trial, inference_ms
 
         context, head = self.context, self.context.head
         start = time.time()
@@ -161,27 +170,31 @@ class CellSearch(SearchBackend):
                                      context.dataset(*val, shuffle=False),
                                      objective=head.objective, direction=head.direction,
                                      epochs=context.epochs, max_epochs=self.opts["max_epochs"],
-                                     deadline=context.budget.search_deadline)  # fmt: skip
+                                     deadline=context.budget.search_deadline,
+                                     **context.fit_options(f"trial_{index}"))  # fmt: skip
         except Exception as err:  # noqa: BLE001 - a failed trial is recorded, as for graphs
             reason = (
                 str(err) if isinstance(err, TrainingDiverged) else f"{type(err).__name__}: {err}"
             )
             summary.update(status="FAILED", reason=reason)
             write_json(self._trial_file(index, SUMMARY_FILE), summary)
-            context.log(
-                f"trial {index}: {self.method} genotype {entry['genotype']} failed: {reason}"
+            return (
+                None,
+                f"trial {index}: {self.method} genotype {entry['genotype']} failed: {reason}",
             )
-            return
         path = self._trial_file(index, WEIGHTS_FILE)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         model.save_weights(path)
         summary.update(status="COMPLETED", score=float(scores[best]), epochs=len(scores),
                        best_epoch=best + 1, seconds=round(time.time() - start, 2), **timing,
-                       weights_sha256=checksum(path))  # fmt: skip
+                       weights_sha256=checksum(path), inference_ms=inference_ms(model, val[0]),
+                       finished_at=time.time())  # fmt: skip
         write_json(self._trial_file(index, SUMMARY_FILE), summary)
-        context.log(f"trial {index}: {self.method} genotype {entry['genotype']} -> "
-                    f"{head.objective}={scores[best]:.4f} ({summary['params']:,} params, "
-                    f"{summary['epochs']} epochs, {summary['seconds']:.1f} s)")  # fmt: skip
+        return float(scores[best]), (
+            f"trial {index}: {self.method} genotype {entry['genotype']} -> "
+            f"{head.objective}={scores[best]:.4f} ({summary['params']:,} params, "
+            f"{summary['epochs']} epochs, {summary['seconds']:.1f} s)"
+        )
 
     # ------------------------------------------------------------------ results
     def candidates(self) -> list[Candidate]:
@@ -213,6 +226,9 @@ class CellSearch(SearchBackend):
                          "key": entry["genotype"], "params": info.get("params"),
                          "score": info.get("score"), "search_score": entry["search_score"],
                          "epochs": info.get("epochs"), "seconds": info.get("seconds"),
+                         "val_loss": info.get("val_loss"),
+                         "inference_ms": info.get("inference_ms"),
+                         "finished_at": info.get("finished_at"),
                          "parent": None, "status": info.get("status", "NOT_TRAINED"),
                          "reason": info.get("reason")})  # fmt: skip
         return rows

@@ -21,6 +21,13 @@ _NO_HIDDEN = ("input", "flatten", "dropout", "output")
 STRATEGY_ARGS = {"bayesian": {"n_initial": 2}, "evolution": {"population_size": 4}}
 
 
+def describe_op(op: dict) -> str:
+    """A morphism's record as short text, e.g. "widen node=3 width=64"."""
+    args = " ".join(f"{k}={v.get('type', v) if isinstance(v, dict) else v}"
+                    for k, v in op.items() if k != "op")  # fmt: skip
+    return f"{op.get('op', '?')} {args}".strip()
+
+
 def graph_candidate(trial_id: str, score: float, graph: ArchitectureGraph, summary=None):
     """A `Candidate` whose layers are the graph's (`apply_graph`).
 
@@ -63,7 +70,8 @@ class GraphSearch(SearchBackend):
             max_trials=context.budget.max_trials, seed=context.seed,
             time_limit=context.budget.seconds, final_members=context.ensemble_size)  # fmt: skip
         self.tuner = GraphTuner(self.oracle, self.build, context.dataset, epochs=context.epochs,
-                                folds=context.folds, log=context.log,
+                                folds=context.folds, progress=context.progress,
+                                fit_options=context.fit_options,
                                 directory=context.project.directory,
                                 project_name=context.project.name)  # fmt: skip
 
@@ -92,6 +100,7 @@ class GraphSearch(SearchBackend):
                     + (f", {done} already finished" if done else "")
                     + (f", time limit {limit:.0f} s" if limit else ""))  # fmt: skip
         self.oracle.start_clock(context.budget.search_deadline)
+        context.progress.start(done)
         try:
             self.tuner.search(train, val)
         except RuntimeError as err:  # keras-tuner: too many trials failed in a row
@@ -101,6 +110,8 @@ class GraphSearch(SearchBackend):
                     f"trial messages in {self.tuner.project_dir}, or change the settings."
                 ) from None
             context.log(f"the search stopped early because trials kept failing: {err}")
+        finally:
+            context.progress.close()
 
     def candidates(self) -> list[Candidate]:
         found = []
@@ -135,17 +146,25 @@ class GraphSearch(SearchBackend):
         self.oracle.mark_failed(candidate.trial_id, reason)
 
     def summary_rows(self) -> list[dict]:
+        from automl.engine.oracle import ARCH, PARENT
+
         rows = []
         for trial_id in sorted(self.oracle.trials, key=trial_order):
             trial = self.oracle.trials[trial_id]
             info = self.tuner.trial_summary(trial_id)
+            values = trial.hyperparameters.values
+            graph = ArchitectureGraph.from_json(values[ARCH]) if ARCH in values else None
+            history = graph.history if graph is not None else []
             rows.append({"trial_id": trial_id,
-                         "strategy": trial.hyperparameters.values.get("strategy",
-                                                                      self.context.strategy),
-                         "key": info.get("key"), "params": info.get("params"),
+                         "strategy": values.get("strategy", self.context.strategy),
+                         "key": info.get("key") or (graph.key() if graph else None),
+                         "params": info.get("params") or (graph.count_params() if graph else None),
                          "score": trial.score, "search_score": None,
+                         "val_loss": info.get("val_loss"),
+                         "inference_ms": info.get("inference_ms"),
                          "epochs": info.get("epochs"), "seconds": info.get("seconds"),
-                         "parent": info.get("parent") or None,
-                         "status": str(trial.status),
+                         "parent": values.get(PARENT) or None,
+                         "morphism": describe_op(history[-1]) if history and values.get(PARENT) else None,
+                         "status": str(trial.status), "finished_at": info.get("finished_at"),
                          "reason": last_line(trial.message)})  # fmt: skip
         return rows

@@ -19,6 +19,8 @@ exception in a trial is recorded the same way by keras-tuner.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import time
 from collections.abc import Callable
@@ -32,7 +34,14 @@ from automl.engine.base import final_builds
 from automl.engine.oracle import ARCH, PARENT, SUMMARY_FILE, StrategyOracle
 from automl.engine.project import DamagedFileError, checksum, read_json, write_json
 from automl.graph.architecture import ArchitectureGraph
-from automl.training import TrainingDiverged, fit_trial, is_out_of_memory, load_checked_weights
+from automl.progress import SearchProgress
+from automl.training import (
+    TrainingDiverged,
+    fit_trial,
+    inference_ms,
+    is_out_of_memory,
+    load_checked_weights,
+)
 
 WEIGHTS_FILE = "model.weights.h5"
 
@@ -51,15 +60,16 @@ class GraphTuner(base_tuner.BaseTuner):
         folds: (train, val) pairs to score each trial by cross-validation (empty: the
             train and validation data given to `search`).
         noise_std: noise added to inherited weights to break symmetry.
-        log: callable taking one progress line, or None for silence.
+        progress: the `SearchProgress` that shows the trials (None: silent).
+        fit_options: run name -> more `fit_trial` arguments (callbacks, class weights).
         directory, project_name, overwrite: as in keras-tuner.
     """
 
     def __init__(self, oracle: StrategyOracle, build_fn: Callable, make_dataset: Callable, *,
                  epochs: int | None = None,
                  patience: int = 5, max_epochs: int = 200, folds: list | None = None,
-                 noise_std: float = 0.0,
-                 log: Callable[[str], None] | None = None, directory=None,
+                 noise_std: float = 0.0, progress=None,
+                 fit_options: Callable[[str], dict] | None = None, directory=None,
                  project_name=None, overwrite=False):  # fmt: skip
         self.build_fn = build_fn
         self.make_dataset = make_dataset
@@ -68,9 +78,14 @@ class GraphTuner(base_tuner.BaseTuner):
         self.max_epochs = max_epochs
         self.folds = list(folds or [])
         self.noise_std = noise_std
-        self.log = log
-        super().__init__(oracle, directory=directory, project_name=project_name,
-                         overwrite=overwrite)  # fmt: skip
+        self.progress = progress or SearchProgress(0, oracle.max_trials)
+        self.fit_options = fit_options or (lambda run: {})
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):  # keras-tuner prints "Reloading Tuner ..."
+            super().__init__(oracle, directory=directory, project_name=project_name,
+                             overwrite=overwrite)  # fmt: skip
+        if "Reloading" in printed.getvalue():
+            self.progress.write(f"continuing the search in {self.project_dir}")
 
     # ------------------------------------------------------------------ files
     def weights_path(self, trial_id: str, fold: int = 0) -> str:
@@ -143,6 +158,20 @@ class GraphTuner(base_tuner.BaseTuner):
     def run_trial(self, trial, train_data, validation_data):
         """Train the trial's model and save its weights and summary; returns its score.
 
+        The progress display shows the trial's epochs, then its result or failure.
+        """
+        self.progress.trial_started(trial.trial_id, self.epochs)
+        try:
+            result, line = self._train_trial(trial, train_data, validation_data)
+        except BaseException as err:
+            self.progress.trial_ended(None, f"trial {trial.trial_id} failed: {err}")
+            raise
+        self.progress.trial_ended(next(iter(result.values())), line)
+        return result
+
+    def _train_trial(self, trial, train_data, validation_data):
+        """Train the trial's model and save its weights and summary; (score, its line).
+
         With cross-validation folds the model is trained once per fold (a child from
         its parent's model of that fold), stopping early on the validation loss, and
         its score is the mean over the folds of the objective at the kept epochs; the
@@ -183,8 +212,8 @@ class GraphTuner(base_tuner.BaseTuner):
                                       objective=name, direction=self.oracle.objective.direction,
                                       epochs=self.epochs, max_epochs=self.max_epochs,
                                       patience=self.patience,
-                                      deadline=deadline,
-                                      monitor_loss=bool(self.folds)))  # fmt: skip
+                                      deadline=deadline, monitor_loss=bool(self.folds),
+                                      **self.fit_options(f"trial_{trial.trial_id}")))  # fmt: skip
                 model.save_weights(self.weights_path(trial.trial_id, fold))
         except TrainingDiverged as err:
             raise FailedTrialError(f"The trial failed: {err}.") from None
@@ -201,21 +230,24 @@ class GraphTuner(base_tuner.BaseTuner):
         fold_scores = [float(scores[kept]) for scores, kept, _ in runs]
         score = float(np.mean(fold_scores))
         scores, kept, timing = runs[0]
+        if all("val_loss" in info for _, _, info in runs):
+            timing["val_loss"] = float(np.mean([info["val_loss"] for _, _, info in runs]))
         sha = [checksum(self.weights_path(trial.trial_id, f)) for f in range(len(folds))]
         summary = {"key": graph.key(), "params": graph.count_params(), "epochs": len(scores),
                    "best_epoch": kept + 1, "score": score,
                    "seconds": round(time.time() - start, 2), "parent": parent,
                    "strategy": values.get("strategy", ""), **timing,
-                   "build_seconds": round(build_seconds, 3), "weights_sha256": sha[0]}  # fmt: skip
+                   "build_seconds": round(build_seconds, 3), "weights_sha256": sha[0],
+                   "inference_ms": inference_ms(model, folds[-1][1][0]),
+                   "finished_at": time.time()}  # fmt: skip
         if self.folds:
             summary.update(folds=len(folds), fold_scores=fold_scores, fold_sha256=sha[1:])
         write_json(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), summary)
-        if self.log:
-            grown = f", grown from trial {parent}" if parent else ""
-            cv = f", mean of {len(folds)} folds" if self.folds else ""
-            self.log(f"trial {trial.trial_id}: {name}={score:.4f}{cv} ({summary['params']:,} "
-                     f"params, {summary['epochs']} epochs, {summary['seconds']:.1f} s{grown})")  # fmt: skip
-        return {name: score}
+        grown = f", grown from trial {parent}" if parent else ""
+        cv = f", mean of {len(folds)} folds" if self.folds else ""
+        line = (f"trial {trial.trial_id}: {name}={score:.4f}{cv} ({summary['params']:,} "
+                f"params, {summary['epochs']} epochs, {summary['seconds']:.1f} s{grown})")  # fmt: skip
+        return {name: score}, line
 
     def save_model(self, trial_id, model, step=0):
         model.save_weights(self.weights_path(trial_id))
