@@ -11,7 +11,6 @@ takes raw inputs.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 
@@ -19,41 +18,13 @@ import numpy as np
 
 from automl import data as data_mod
 from automl.errors import InputError, NotFittedError, SearchError
+from automl.options import (
+    balanced_weights,
+    check_fit_options,
+    check_sample_weight,
+    parse_time_limit,
+)
 from automl.preprocessing import Preprocessor
-
-_UNITS = {"h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-          "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-          "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "": 1}  # fmt: skip
-
-
-def parse_time_limit(value) -> float | None:
-    """Seconds from a number or a string like "90s", "30m", "5 minutes", "1h30m"; None stays None."""
-    if value is None:
-        return None
-    wrong = InputError(
-        "time_limit must be seconds or a duration like '90s', '30m', '5 minutes', '1h30m'. "
-        f"Received: time_limit={value!r}."
-    )
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value) or value <= 0:
-            raise InputError(f"time_limit must be positive. Received: time_limit={value!r}.")
-        return float(value)
-    if not isinstance(value, str):
-        raise wrong
-    text = value.strip().lower()
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)\s*,?\s*(?:and\s+)?", text)
-    rebuilt = re.sub(r"\s*(,|and)\s*", " ", text)
-    if not parts or re.sub(r"[\s]", "", "".join(n + u for n, u in parts)) != re.sub(
-        r"\s", "", rebuilt
-    ):
-        raise wrong
-    if any(unit not in _UNITS for _, unit in parts) or sum(not u for _, u in parts) > 1:
-        raise wrong
-    seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
-    if seconds <= 0:
-        raise InputError(f"time_limit must be positive. Received: time_limit={value!r}.")
-    return seconds
-
 
 CV_ROWS = 1000  # tables with fewer rows score trials by cross-validation
 CV_FOLDS = 5
@@ -61,27 +32,6 @@ CV_FOLDS = 5
 _PARAMS = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
            "overwrite", "seed", "max_model_size", "batch_size", "verbose", "cell_options",
            "ensemble_size", "tensorboard_dir")  # fmt: skip
-
-
-def _check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
-    """`sample_weight` as a float32 vector of `n` finite non-negative values, or None."""
-    if sample_weight is None:
-        return None
-    try:
-        weights = np.asarray(sample_weight, dtype="float32").reshape(-1)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"sample_weight must be numbers, one per sample. Received: {type(sample_weight).__name__}."
-        ) from None
-    if len(weights) != n:
-        raise InputError(
-            f"sample_weight needs one weight per sample: {n}. Received: {len(weights)} weights."
-        )
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
-        raise InputError(
-            "sample_weight must be finite and non-negative, with at least one above 0."
-        )
-    return weights
 
 
 class _AutoModel:
@@ -183,47 +133,6 @@ class _AutoModel:
             raise InputError(f"verbose must be 0, 1 or 2. Received: verbose={self.verbose!r}.")
         return parse_time_limit(self.time_limit), options
 
-    def _check_fit_options(self, callbacks, class_weight) -> tuple[list, dict | None]:
-        """(callbacks, class weights by class index), checked against the fitted head."""
-        import keras
-
-        callbacks = list(callbacks or [])
-        bad = [type(c).__name__ for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
-        if bad:
-            raise InputError(
-                f"callbacks must be keras.callbacks.Callback instances. Received: {bad}."
-            )
-        if class_weight is None:
-            return callbacks, None
-        if self._task != "classification":
-            raise InputError("class_weight applies to classifiers only; use sample_weight.")
-        classes = list(self.head_.target.classes)
-        if class_weight == "balanced":
-            return callbacks, None  # filled in by _prepare from the class counts
-        if not isinstance(class_weight, dict):
-            raise InputError(
-                "class_weight must be a dict {label: weight} or 'balanced'. "
-                f"Received: {type(class_weight).__name__}."
-            )
-        unknown = [k for k in class_weight if k not in classes]
-        if unknown:
-            raise InputError(
-                f"class_weight names labels not in y: {unknown}. The labels: {classes}."
-            )
-        weights = {}
-        for i, label in enumerate(classes):
-            value = class_weight.get(label, 1.0)
-            if (
-                not isinstance(value, (int, float, np.number))
-                or not math.isfinite(value)
-                or value < 0
-            ):
-                raise InputError(
-                    f"class_weight values must be non-negative numbers. Received: {label!r}: {value!r}."
-                )
-            weights[i] = float(value)
-        return callbacks, weights
-
     # ------------------------------------------------------------------ data
     def _prepare(self, x, y, validation_split, validation_data, sample_weight=None):
         """Fit the preprocessing and the head; (train, val, train + val or None, folds, fingerprint).
@@ -246,7 +155,7 @@ class _AutoModel:
             )
         if len(y) < 4:
             raise InputError(f"fit needs at least 4 samples. Received: {len(y)}.")
-        weights = _check_sample_weight(sample_weight, len(y))
+        weights = check_sample_weight(sample_weight, len(y))
         if self._kind == "image":
             self.preprocessor_ = Preprocessor.fit_images(x)
         else:
@@ -340,13 +249,11 @@ class _AutoModel:
         train, val, full, folds, data = self._prepare(x, y, validation_split, validation_data,
                                                       sample_weight)  # fmt: skip
         balanced = isinstance(class_weight, str) and class_weight == "balanced"
-        callbacks, class_weight = self._check_fit_options(callbacks, class_weight)
+        callbacks, class_weight = check_fit_options(
+            callbacks, class_weight, self._task, list(self.head_.target.classes)
+        )
         if balanced:
-            targets = np.asarray((full or train)[1])
-            index = targets.argmax(axis=1) if targets.ndim > 1 else targets.astype(int).ravel()
-            counts = np.bincount(index, minlength=self.head_.n_outputs)
-            class_weight = {i: float(len(index) / (len(counts) * max(c, 1)))
-                            for i, c in enumerate(counts)}  # fmt: skip
+            class_weight = balanced_weights((full or train)[1], self.head_.n_outputs)
         project = Project(self.directory, self._project_name(), self.overwrite)
         signature = self._signature(options, data)
         project.check_writable()

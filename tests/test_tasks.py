@@ -201,7 +201,7 @@ def test_bad_input_fails_before_training(tmp_path):
     "text, seconds", [(90, 90.0), ("90s", 90.0), ("30m", 1800.0), ("1h30m", 5400.0), (None, None)]
 )
 def test_parse_time_limit(text, seconds):
-    from automl.tasks import parse_time_limit
+    from automl.options import parse_time_limit
 
     assert parse_time_limit(text) == seconds
 

@@ -170,7 +170,7 @@ def test_balanced_class_weight(tmp_path, rng):
 @pytest.mark.parametrize("words, seconds", [(["5", "minutes"], 300.0), (["5m"], 300.0),
                                             (["1h", "30m"], 5400.0), (["90"], 90.0)])  # fmt: skip
 def test_time_limit_words_parse(words, seconds):
-    from automl.tasks import parse_time_limit
+    from automl.options import parse_time_limit
 
     assert parse_time_limit(" ".join(words)) == seconds
 
