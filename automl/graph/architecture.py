@@ -77,6 +77,7 @@ class ArchitectureGraph:
         self._order = self._topological_order()
         self._shapes = self._infer_shapes()
         self._canonical: list[int] | None = None
+        self._specs: dict[int, str] | None = None
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -199,45 +200,112 @@ class ArchitectureGraph:
     def canonical_order(self) -> list[int]:
         """Node ids in the canonical order, which does not depend on the ids.
 
-        A topological order that breaks ties by the node's spec and its inputs'
-        positions in the order, so two graphs that differ only in their node ids
-        list the same nodes in the same places.
+        A topological order that takes, among the nodes whose inputs are all
+        placed, the one with the smallest (spec, input positions in the order),
+        so two graphs that differ only in their node ids (or in the order their
+        nodes were given) list the same nodes in the same places. Ties (equal
+        layers on the same inputs, such as two 1x1 convs that leave the same
+        node) are broken by the way the nodes lead to the output (`_tie_rank`),
+        which does not depend on the ids either.
         """
         if self._canonical is None:
             self._canonical = self._canonical_order()
         return list(self._canonical)
 
+    def _node_specs(self) -> dict[int, str]:
+        if self._specs is None:
+            self._specs = {i: node.spec() for i, node in self._nodes.items()}
+        return self._specs
+
     def _canonical_order(self) -> list[int]:
-        indegree = {i: len(set(n.inputs)) for i, n in self._nodes.items()}
+        specs = self._node_specs()
         children: dict[int, set[int]] = {i: set() for i in self._nodes}
         for node in self._nodes.values():
             for src in node.inputs:
                 children[src].add(node.id)
-        canon: dict[int, int] = {}
+        indegree = {i: len(set(n.inputs)) for i, n in self._nodes.items()}
         ready = [i for i, d in indegree.items() if d == 0]
-        while ready:
+        rank: dict[int, int] | None = None  # computed on the first tie only
 
-            def signature(i: int) -> tuple[str, tuple[int, ...]]:
-                node = self._nodes[i]
-                return (node.spec(), tuple(canon[s] for s in node.inputs))
+        def complete(canon: dict[int, int], indegree: dict[int, int], ready: list[int]):
+            """Place the remaining nodes (mutating the arguments); the full order."""
+            nonlocal rank
+            while ready:
+                signatures = {
+                    i: (specs[i], tuple(canon[s] for s in self._nodes[i].inputs)) for i in ready
+                }
+                best = min(signatures.values())
+                tied = [i for i in ready if signatures[i] == best]
+                if len(tied) > 1:
+                    if rank is None:
+                        rank = self._tie_rank()
+                    ranked = [i for i in tied if i in rank]
+                    if ranked:
+                        tied = [min(ranked, key=rank.__getitem__)]
+                    else:  # nodes that do not lead to the output: try each
+                        leaves = [i for i in tied if not children[i]]  # interchangeable
+                        tied = [i for i in tied if children[i]] + leaves[:1]
+                    if len(tied) > 1:
+                        return min(
+                            (branch(canon, indegree, ready, i) for i in tied),
+                            key=self._canonical_nodes,
+                        )
+                current = tied[0]
+                ready.remove(current)
+                canon[current] = len(canon)
+                for child in children[current]:
+                    indegree[child] -= 1
+                    if indegree[child] == 0:
+                        ready.append(child)
+            return list(canon)
 
-            ready.sort(key=signature)
-            current = ready.pop(0)
-            canon[current] = len(canon)
-            for child in children[current]:
+        def branch(canon, indegree, ready, first: int) -> list[int]:
+            canon = dict(canon)
+            indegree = dict(indegree)
+            ready = [i for i in ready if i != first]
+            canon[first] = len(canon)
+            for child in children[first]:
                 indegree[child] -= 1
                 if indegree[child] == 0:
                     ready.append(child)
-        return list(canon)
+            return complete(canon, indegree, ready)
+
+        return complete({}, indegree, ready)
+
+    def _tie_rank(self) -> dict[int, int]:
+        """A rank, from the structure alone, of every node that leads to the output.
+
+        The postorder of a depth-first search from the output node that visits
+        each node's inputs in their order. It depends only on the layers'
+        connections and the order of their inputs, not on node ids or on the
+        order the nodes were given, and no two nodes share a rank. (A graph
+        whose nodes all lead to the output has no symmetry that swaps nodes, so
+        a tie between such nodes is never a real one.) Nodes that do not lead
+        to the output get no rank; `_canonical_order` tries each of them.
+        """
+        rank: dict[int, int] = {}
+        seen = {self.output_id}
+        stack = [(self.output_id, 0)]
+        while stack:
+            node_id, k = stack.pop()
+            inputs = self._nodes[node_id].inputs
+            if k < len(inputs):
+                stack.append((node_id, k + 1))
+                if inputs[k] not in seen:
+                    seen.add(inputs[k])
+                    stack.append((inputs[k], 0))
+            else:
+                rank[node_id] = len(rank)
+        return rank
+
+    def _canonical_nodes(self, order: list[int]) -> list[tuple[str, tuple[int, ...]]]:
+        specs = self._node_specs()
+        position = {node_id: k for k, node_id in enumerate(order)}
+        return [(specs[i], tuple(position[s] for s in self._nodes[i].inputs)) for i in order]
 
     def canonical_nodes(self) -> list[tuple[str, tuple[int, ...]]]:
         """Nodes as (spec, input positions) in the canonical order, independent of node ids."""
-        order = self.canonical_order()
-        position = {node_id: k for k, node_id in enumerate(order)}
-        return [
-            (self._nodes[i].spec(), tuple(position[s] for s in self._nodes[i].inputs))
-            for i in order
-        ]
+        return self._canonical_nodes(self.canonical_order())
 
     def key(self) -> str:
         """Canonical key: equal for graphs with the same layers and connections."""
