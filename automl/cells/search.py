@@ -372,5 +372,5 @@ def train_network(
     schedule = keras.optimizers.schedules.CosineDecay(0.025, steps, alpha=0.0)
     optimizer = keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=3e-4, global_clipnorm=5.0)
     model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(_batches(x, y, batch_size, seed), epochs=epochs, verbose=verbose)
+    model.fit(_batches(x, y, batch_size, seed), epochs=epochs, verbose=verbose, shuffle=False)
     return model
