@@ -326,6 +326,38 @@ def test_noise_breaks_symmetry_but_stays_small(rng):
     assert np.abs(np.asarray(child(x)) - np.asarray(parent(x))).max() < 0.05
 
 
+WIDEN_TOLERANCE = 0.02  # max |child - parent| output with the product's widen noise
+
+
+@pytest.mark.parametrize("widen_noise", [0.0, 0.01])
+def test_widened_copies_learn_apart_only_with_widen_noise(rng, widen_noise):
+    """Copied units get equal gradients: without noise they stay copies under training
+    (dropout off, as in the convolutional blocks, where nothing else tells them apart)."""
+    import keras
+
+    from automl.engine.graph_search import WIDEN_NOISE
+    from automl.graph.builder import build_model, graph_layers
+    from automl.morphism.weights import inherit_weights
+
+    assert WIDEN_NOISE == 0.01  # the tolerance below is stated for the product's setting
+    graph = mlp((6,), 3, "linear", width=4, layers=1, dropout=0.0)
+    child_graph = widen(graph, 1, width=8, copy_from=[0, 1, 2, 3])
+    parent = build_model(graph)
+    randomize(parent, rng)
+    child = build_model(child_graph)
+    inherit_weights(parent, graph, child, child_graph, rng=rng, widen_noise=widen_noise)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    assert np.abs(np.asarray(child(x)) - np.asarray(parent(x))).max() <= WIDEN_TOLERANCE
+    child.compile(keras.optimizers.Adam(1e-2), "mse")
+    child.fit(x, rng.normal(size=(64, 3)).astype("float32"), epochs=3, batch_size=16, verbose=0)
+    kernel = graph_layers(child)["n1_dense"].get_weights()[0]
+    gap = np.abs(kernel[:, :4] - kernel[:, 4:]).max()
+    if widen_noise:
+        assert gap > 1e-3  # the copies moved apart
+    else:
+        assert gap == 0.0  # bit-identical after 3 epochs of Adam: no capacity added
+
+
 def test_history_mismatch_is_refused(rng):
     from automl.graph.builder import build_model
     from automl.morphism.weights import inherit_weights

@@ -15,6 +15,7 @@ from automl.errors import SearchError
 from automl.graph.architecture import ArchitectureGraph
 
 DEFAULT_RATE = 1e-3  # Adam's learning rate
+WIDEN_NOISE = 0.01  # noise on widened copies, relative to their layer's kernel std
 LINEAR_RATE = 1e-2
 _NO_HIDDEN = ("input", "flatten", "dropout", "output")
 # Budgets on real data are tens of trials, not hundreds: fewer random starts.
@@ -71,6 +72,7 @@ class GraphSearch(SearchBackend):
             time_limit=context.budget.seconds, final_members=context.ensemble_size)  # fmt: skip
         self.tuner = GraphTuner(self.oracle, self.build, context.dataset, epochs=context.epochs,
                                 folds=context.folds, progress=context.progress,
+                                widen_noise=WIDEN_NOISE,
                                 fit_options=context.fit_options,
                                 directory=context.project.directory,
                                 project_name=context.project.name)  # fmt: skip

@@ -60,6 +60,8 @@ class GraphTuner(base_tuner.BaseTuner):
         folds: (train, val) pairs to score each trial by cross-validation (empty: the
             train and validation data given to `search`).
         noise_std: noise added to inherited weights to break symmetry.
+        widen_noise: noise on the units a widen copies, relative to their layer's
+            kernel (see `automl.morphism.weights.inherit_weights`).
         progress: the `SearchProgress` that shows the trials (None: silent).
         fit_options: run name -> more `fit_trial` arguments (callbacks, class weights).
         directory, project_name, overwrite: as in keras-tuner.
@@ -68,7 +70,7 @@ class GraphTuner(base_tuner.BaseTuner):
     def __init__(self, oracle: StrategyOracle, build_fn: Callable, make_dataset: Callable, *,
                  epochs: int | None = None,
                  patience: int = 5, max_epochs: int = 200, folds: list | None = None,
-                 noise_std: float = 0.0, progress=None,
+                 noise_std: float = 0.0, widen_noise: float = 0.0, progress=None,
                  fit_options: Callable[[str], dict] | None = None, directory=None,
                  project_name=None, overwrite=False):  # fmt: skip
         self.build_fn = build_fn
@@ -78,6 +80,7 @@ class GraphTuner(base_tuner.BaseTuner):
         self.max_epochs = max_epochs
         self.folds = list(folds or [])
         self.noise_std = noise_std
+        self.widen_noise = widen_noise
         self.progress = progress or SearchProgress(0, oracle.max_trials)
         self.fit_options = fit_options or (lambda run: {})
         printed = io.StringIO()
@@ -152,7 +155,8 @@ class GraphTuner(base_tuner.BaseTuner):
             self.oracle.mark_failed(parent_id, f"{err}; this trial is no longer used")
             raise FailedTrialError(f"Cannot grow from trial {parent_id}: {err}.") from None
         rng = np.random.default_rng([self.oracle.search_seed, int(trial_id), fold])
-        inherit_weights(parent, parent_graph, model, graph, noise_std=self.noise_std, rng=rng)
+        inherit_weights(parent, parent_graph, model, graph, noise_std=self.noise_std, rng=rng,
+                        widen_noise=self.widen_noise)  # fmt: skip
         return parent
 
     def run_trial(self, trial, train_data, validation_data):

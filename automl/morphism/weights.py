@@ -39,6 +39,7 @@ def inherit_weights(
     child_graph: ArchitectureGraph,
     noise_std: float = 0.0,
     rng: np.random.Generator | None = None,
+    widen_noise: float = 0.0,
 ) -> None:
     """Set the child model's graph layers so that it computes the parent's function.
 
@@ -54,6 +55,11 @@ def inherit_weights(
             weights (copied units, new layers) to break symmetry; 0 keeps the
             function exactly (in inference mode).
         rng: random generator for the noise.
+        widen_noise: noise on the incoming weights of the units a widen copies,
+            relative to the standard deviation of that layer's kernel. Copied units
+            with equal weights get equal gradients and stay copies; this small noise
+            lets them learn apart (the child then computes the parent's function to
+            within about this fraction of a unit's contribution).
 
     Raises:
         ValueError: if the child's history does not extend the parent's, the
@@ -67,7 +73,7 @@ def inherit_weights(
             "The child graph's history does not start with the parent graph's history; "
             "morph the parent graph (or replay the operations with apply_op) to get the child."
         )
-    if noise_std and rng is None:
+    if (noise_std or widen_noise) and rng is None:
         rng = np.random.default_rng()
     parent_layers = graph_layers(parent_model)
     child_layers = graph_layers(child_model)
@@ -79,7 +85,7 @@ def inherit_weights(
         if name not in parent_layers:
             raise ValueError(f"The parent model has no layer {name!r} for node {node_id}.")
         weights[node_id] = [np.array(w) for w in parent_layers[name].get_weights()]
-    transfer = _Transfer(noise_std, rng)
+    transfer = _Transfer(noise_std, rng, widen_noise)
     graph = parent_graph
     for op in child_graph.history[depth:]:
         child = apply_op(graph, op)
@@ -102,9 +108,10 @@ def inherit_weights(
 class _Transfer:
     """Weight transforms per operation, on a dict node id -> list of numpy arrays."""
 
-    def __init__(self, noise_std: float, rng):
+    def __init__(self, noise_std: float, rng, widen_noise: float = 0.0):
         self.noise_std = noise_std
         self.rng = rng
+        self.widen_noise = widen_noise
 
     def noise(self, shape) -> np.ndarray | float:
         if not self.noise_std:
@@ -139,6 +146,12 @@ class _Transfer:
                 grown = arrays[index][..., m]
                 if index == first:
                     grown[..., new_units] += self.noise(grown[..., new_units].shape)
+                    if self.widen_noise:
+                        scale = self.widen_noise * float(np.std(arrays[index]) or 1.0)
+                        shape = grown[..., new_units].shape
+                        grown[..., new_units] += self.rng.normal(0.0, scale, shape).astype(
+                            grown.dtype
+                        )
                 arrays[index] = grown
         for node_id, m in area.maps.items():
             if self.layout(graph, node_id).channelwise:
