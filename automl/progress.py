@@ -14,14 +14,20 @@ writes one line per trial with the search's progress instead of a bar.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 
 
 def _bar(**kwargs):
+    import shutil
+
     from tqdm.std import tqdm
 
-    return tqdm(file=sys.stdout, dynamic_ncols=True, mininterval=0.5, **kwargs)
+    # fit the line to a terminal's width; where the width is unknown (a notebook, a
+    # terminal that reports 0 columns) the line is not cut
+    sized = shutil.get_terminal_size((0, 0)).columns > 0
+    return tqdm(file=sys.stdout, dynamic_ncols=sized, mininterval=0.5, **kwargs)
 
 
 def interactive() -> bool:
@@ -29,9 +35,9 @@ def interactive() -> bool:
     out = sys.stdout
     if type(out).__module__.startswith("ipykernel"):
         return True
-    try:
-        return bool(out.isatty())
-    except (AttributeError, ValueError):
+    try:  # a terminal that reports no size (some pseudo-terminals) hides tqdm's bar
+        return bool(out.isatty()) and os.get_terminal_size(out.fileno()).lines > 0
+    except (AttributeError, ValueError, OSError):
         return False
 
 
