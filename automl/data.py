@@ -211,12 +211,12 @@ def as_dataset(inputs, y=None, batch_size: int = 256, shuffle_seed: int | None =
         return array_batches()(inputs, y, batch_size, shuffle_seed, sample_weight)
     import tensorflow as tf
 
-    parts = (
-        (inputs,)
-        + ((y,) if y is not None else ())
-        + ((sample_weight,) if sample_weight is not None and y is not None else ())
-    )
-    ds = tf.data.Dataset.from_tensor_slices(parts[0] if len(parts) == 1 else parts)
+    if y is None:
+        ds = tf.data.Dataset.from_tensor_slices(inputs)
+    elif sample_weight is None:
+        ds = tf.data.Dataset.from_tensor_slices((inputs, y))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((inputs, y, sample_weight))
     if shuffle_seed is not None:
         ds = ds.shuffle(min(n_samples(inputs), 10_000), seed=shuffle_seed,
                         reshuffle_each_iteration=True)  # fmt: skip

@@ -116,8 +116,9 @@ def check_output(path, fmt: str = "keras") -> str:
             missing or not writable.
     """
     path = os.fspath(path)
-    if fmt == "savedmodel" and os.path.isdir(path):
-        return check_output_file(os.path.join(path, "saved_model.pb"), "The export path") and path
+    if fmt == "savedmodel" and os.path.isdir(path):  # the folder is replaced
+        check_output_file(os.path.join(path, "saved_model.pb"), "The export path")
+        return path
     return check_output_file(path, "The export path")
 
 

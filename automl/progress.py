@@ -109,8 +109,7 @@ class SearchProgress:
         """A trial begins; `epochs` is its fixed epoch count, or None (early stopping)."""
         self._trial, self._epochs = trial_id, epochs
         self._epoch = f" | trial {trial_id} starting"
-        if self._search is not None:
-            self._show()
+        self._show()
 
     def epoch_ended(self, epoch: int, logs: dict | None) -> None:
         """Epoch `epoch` (0-based) of the running trial ended with these Keras logs."""
@@ -120,9 +119,8 @@ class SearchProgress:
         text = ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
         of = f"/{self._epochs}" if self._epochs else ""
         self._epoch = f" | trial {self._trial} epoch {epoch + 1}{of}: {text}"
-        if self._search is not None:
-            self._show()
-        elif self.verbose == 2:
+        self._show()
+        if self._search is None and self.verbose == 2:
             print(f"[automl] trial {self._trial} epoch {epoch + 1}{of}: {text}", flush=True)
 
     def trial_ended(self, score: float | None, line: str) -> None:
@@ -140,7 +138,7 @@ class SearchProgress:
         self.write(line)
         if self._search is not None:
             self._search.update(1)
-            self._show()
+        self._show()
 
     def close(self) -> None:
         """The search ended: close the bar."""

@@ -101,13 +101,14 @@ class SearchContext:
         """Write one progress line (when `verbose`)."""
         self.progress.write(line)
 
-    def fit_options(self, run: str) -> dict:
+    def fit_options(self, run: str, trial: bool = True) -> dict:
         """What each `model.fit` of the search and the refit takes from the user: callbacks
-        (the progress display's, the user's, and a TensorBoard log in `tensorboard_dir/run`)
-        and class weights."""
+        (the progress display's for a `trial`, the user's, and a TensorBoard log in
+        `tensorboard_dir/run`) and class weights."""
         import os
 
-        callbacks = [self.progress.callback(), *self.callbacks]
+        callbacks = [self.progress.callback()] if trial else []
+        callbacks += self.callbacks
         if self.tensorboard_dir:
             import keras
 

@@ -53,8 +53,7 @@ def refit(model, full: tuple, context: SearchContext, candidate: Candidate,
     keras.utils.set_random_seed(context.seed * 1000 + _trial_number(candidate.trial_id))
     rate = model.optimizer.learning_rate
     rate.assign(float(keras.ops.convert_to_numpy(rate)) * 0.1)
-    options = context.fit_options(f"refit_{candidate.trial_id}")
-    options["callbacks"] = options["callbacks"][1:]  # no epoch bar: it is not a trial
+    options = context.fit_options(f"refit_{candidate.trial_id}", trial=False)
     model.fit(context.dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0,
               **options)  # fmt: skip
     return True

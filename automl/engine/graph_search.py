@@ -148,19 +148,19 @@ class GraphSearch(SearchBackend):
         self.oracle.mark_failed(candidate.trial_id, reason)
 
     def summary_rows(self) -> list[dict]:
-        from automl.engine.oracle import ARCH, PARENT
+        from automl.engine.oracle import PARENT
 
         rows = []
         for trial_id in sorted(self.oracle.trials, key=trial_order):
             trial = self.oracle.trials[trial_id]
             info = self.tuner.trial_summary(trial_id)
             values = trial.hyperparameters.values
-            graph = ArchitectureGraph.from_json(values[ARCH]) if ARCH in values else None
-            history = graph.history if graph is not None else []
+            graph = self.tuner.trial_graph(trial_id)  # failed trials have no summary
+            history = graph.history
             rows.append({"trial_id": trial_id,
                          "strategy": values.get("strategy", self.context.strategy),
-                         "key": info.get("key") or (graph.key() if graph else None),
-                         "params": info.get("params") or (graph.count_params() if graph else None),
+                         "key": info.get("key") or graph.key(),
+                         "params": info.get("params") or graph.count_params(),
                          "score": trial.score, "search_score": None,
                          "val_loss": info.get("val_loss"),
                          "inference_ms": info.get("inference_ms"),
