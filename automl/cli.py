@@ -58,6 +58,13 @@ def _fit_parser(sub) -> None:
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                    help="1: a progress bar and a line per trial; 2: a line per epoch too")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress display (--verbose 0)")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("--chief", metavar="HOST:PORT",
+                      help="serve this search to workers at HOST:PORT; the chief builds and "
+                           "saves the final model")  # fmt: skip
+    role.add_argument("--worker", metavar="HOST:PORT",
+                      help="train trials for the chief at HOST:PORT (same data and options, "
+                           "and a --directory shared with the chief)")  # fmt: skip
 
 
 def _predict_parser(sub) -> None:
@@ -112,18 +119,24 @@ def fit(args) -> dict:
 
     data = _load(args)
     name = os.path.splitext(os.path.basename(data.name))[0]
-    model_path = check_model_path(args.output or f"{name}.keras")  # before the search
-    _check_output_file(args.json, "--json")
+    if not args.worker:  # a worker saves nothing: the chief does
+        model_path = check_model_path(args.output or f"{name}.keras")  # before the search
+        _check_output_file(args.json, "--json")
     estimator = getattr(automl, _ESTIMATORS[data.kind, data.task])(
         strategy=args.strategy, max_trials=args.max_trials,
         time_limit=" ".join(args.time_limit), epochs=args.epochs, directory=args.directory,
         project_name=name, overwrite=args.overwrite, seed=args.seed,
         verbose=0 if args.quiet else args.verbose, ensemble_size=args.ensemble_size,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, chief=args.chief, worker=args.worker,
     )  # fmt: skip
     start = time.time()
     estimator.fit(data.x_train, data.y_train, validation_split=args.validation_split)
     seconds = time.time() - start
+    if args.worker:
+        print(f"worker: ran {estimator.trials_run_} trial(s) in {seconds:.1f} s; the chief at "
+              f"{args.worker} builds and saves the model")  # fmt: skip
+        return {"dataset": data.name, "trials_run": estimator.trials_run_,
+                "seconds": round(seconds, 2)}  # fmt: skip
     summary = estimator.search_summary()
     metric = "accuracy" if data.task == "classification" else "mse"
     test_score = estimator.evaluate(data.x_test, data.y_test)[metric]

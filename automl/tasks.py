@@ -32,7 +32,7 @@ CV_FOLDS = 5
 
 _PARAMS = ("strategy", "max_trials", "time_limit", "epochs", "directory", "project_name",
            "overwrite", "seed", "max_model_size", "batch_size", "verbose", "cell_options",
-           "ensemble_size", "tensorboard_dir")  # fmt: skip
+           "ensemble_size", "tensorboard_dir", "chief", "worker")  # fmt: skip
 
 
 class _AutoModel(SearchResults):
@@ -53,7 +53,8 @@ class _AutoModel(SearchResults):
                  project_name: str | None = None, overwrite: bool = False, seed: int = 0,
                  max_model_size: int | None = None, batch_size: int = 32,
                  verbose: int = 1, cell_options: dict | None = None,
-                 ensemble_size: int = 5, tensorboard_dir: str | None = None):  # fmt: skip
+                 ensemble_size: int = 5, tensorboard_dir: str | None = None,
+                 chief: str | None = None, worker: str | None = None):  # fmt: skip
         self.strategy = strategy
         self.max_trials = max_trials
         self.time_limit = time_limit
@@ -68,6 +69,8 @@ class _AutoModel(SearchResults):
         self.cell_options = cell_options
         self.ensemble_size = ensemble_size
         self.tensorboard_dir = tensorboard_dir
+        self.chief = chief
+        self.worker = worker
 
     # ------------------------------------------------------------------ params
     def get_params(self, deep: bool = True) -> dict:
@@ -89,6 +92,7 @@ class _AutoModel(SearchResults):
     def _check_params(self) -> tuple[float | None, dict]:
         """(time limit in seconds, the backend's resolved options); InputError if wrong."""
         from automl.engine.base import STRATEGIES, backend_class
+        from automl.engine.distributed import resolve_role
 
         if self.strategy not in STRATEGIES:
             raise InputError(
@@ -132,6 +136,12 @@ class _AutoModel(SearchResults):
                 )
         if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
             raise InputError(f"verbose must be 0, 1 or 2. Received: verbose={self.verbose!r}.")
+        self._role = resolve_role(self.chief, self.worker)
+        if self._role.kind != "single" and self.strategy not in ("bayesian", "evolution", "random"):
+            raise InputError(
+                "A search on several machines runs strategy 'bayesian', 'evolution' or "
+                f"'random'. Received: strategy={self.strategy!r} with a {self._role.kind} role."
+            )
         return parse_time_limit(self.time_limit), options
 
     # ------------------------------------------------------------------ data
@@ -255,11 +265,14 @@ class _AutoModel(SearchResults):
         )
         if balanced:
             class_weight = balanced_weights((full or train)[1], self.head_.n_outputs)
-        project = Project(self.directory, self._project_name(), self.overwrite)
+        worker = self._role.kind == "worker"  # a worker never starts the project over
+        project = Project(self.directory, self._project_name(), self.overwrite and not worker)
         signature = self._signature(options, data)
         project.check_writable()
-        project.lock()
         fit_options = {"callbacks": callbacks, "class_weight": class_weight}
+        if worker:
+            return self._work(project, signature, budget, options, train, val, folds, fit_options)
+        project.lock()
         try:
             return self._search(project, signature, budget, options, train, val, full, folds,
                                 fit_options)  # fmt: skip
@@ -269,18 +282,12 @@ class _AutoModel(SearchResults):
     def _search(self, project, signature: dict, budget, options: dict, train, val, full, folds,
                 fit_options: dict):  # fmt: skip
         """Run the search in the locked `project`, then keep the final model."""
-        from automl.engine.base import SearchContext, backend_class
+        from automl.engine.base import backend_class
         from automl.engine.final import final_model
 
         project.check(signature)
         project.start(signature, clear=bool(self.overwrite))
-        context = SearchContext(self.preprocessor_, self.head_, project, self.strategy, budget,
-                                epochs=self.epochs, seed=self.seed, batch_size=self.batch_size,
-                                max_model_size=self.max_model_size,
-                                options=options, folds=folds,
-                                ensemble_size=self.ensemble_size,
-                                verbose=self.verbose, tensorboard_dir=self.tensorboard_dir,
-                                **fit_options)  # fmt: skip
+        context = self._context(project, budget, options, folds, fit_options)
         backend = backend_class(self.strategy)(context)
         backend.search(train, val)
         ranked = backend.candidates()
@@ -306,9 +313,39 @@ class _AutoModel(SearchResults):
         self.seconds_ = time.time() - budget.started
         return self
 
+    def _context(self, project, budget, options: dict, folds, fit_options: dict):
+        from automl.engine.base import SearchContext
+
+        return SearchContext(self.preprocessor_, self.head_, project, self.strategy, budget,
+                             epochs=self.epochs, seed=self.seed, batch_size=self.batch_size,
+                             max_model_size=self.max_model_size, options=options, folds=folds,
+                             ensemble_size=self.ensemble_size, verbose=self.verbose,
+                             tensorboard_dir=self.tensorboard_dir, role=self._role,
+                             **fit_options)  # fmt: skip
+
+    def _work(self, project, signature: dict, budget, options: dict, train, val, folds,
+              fit_options: dict):  # fmt: skip
+        """As a worker: train the trials the chief hands out until its search ends.
+
+        The chief builds the final model; this estimator keeps `trials_run_`.
+        """
+        from automl.engine.base import backend_class
+
+        backend = backend_class(self.strategy)(self._context(project, budget, options, folds,
+                                                             fit_options))  # fmt: skip
+        project.check_joined(signature)  # the chief wrote it before it started serving
+        backend.search(train, val)
+        self.trials_run_ = backend.tuner.oracle.trials_run
+        return self
+
     # ------------------------------------------------------------------ use
     def _check_fitted(self):
         if not hasattr(self, "model_"):
+            if hasattr(self, "trials_run_"):
+                raise NotFittedError(
+                    f"This {type(self).__name__} ran as a worker of the chief at "
+                    f"{self._role.address}; the chief holds the model."
+                )
             raise NotFittedError(
                 f"This {type(self).__name__} is not fitted yet. Call fit(x, y) first."
             )

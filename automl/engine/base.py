@@ -87,8 +87,13 @@ class SearchContext:
     class_weight: dict | None = None  # class index -> weight
     tensorboard_dir: str | None = None
     progress: Any = None  # a `SearchProgress`; made from `verbose` when None
+    role: Any = None  # an `automl.engine.distributed.Role`; one process when None
 
     def __post_init__(self):
+        if self.role is None:
+            from automl.engine.distributed import Role
+
+            self.role = Role()
         if self.progress is None:
             from automl.progress import SearchProgress
 

@@ -57,6 +57,7 @@ class GraphSearch(SearchBackend):
         super().__init__(context)
         import keras_tuner
 
+        from automl.engine.distributed import WorkerClient, keras_tuner_env_hidden
         from automl.engine.oracle import StrategyOracle
         from automl.engine.tuner import GraphTuner
         from automl.search.base import get_strategy
@@ -70,12 +71,16 @@ class GraphSearch(SearchBackend):
             strategy, space, keras_tuner.Objective(head.objective, head.direction),
             max_trials=context.budget.max_trials, seed=context.seed,
             time_limit=context.budget.seconds, final_members=context.ensemble_size)  # fmt: skip
-        self.tuner = GraphTuner(self.oracle, self.build, context.dataset, epochs=context.epochs,
-                                folds=context.folds, progress=context.progress,
-                                widen_noise=WIDEN_NOISE,
-                                fit_options=context.fit_options,
-                                directory=context.project.directory,
-                                project_name=context.project.name)  # fmt: skip
+        with keras_tuner_env_hidden():  # automl runs keras-tuner's distributed mode itself
+            self.tuner = GraphTuner(self.oracle, self.build, context.dataset,
+                                    epochs=context.epochs, folds=context.folds,
+                                    progress=context.progress, widen_noise=WIDEN_NOISE,
+                                    fit_options=context.fit_options,
+                                    directory=context.project.directory,
+                                    project_name=context.project.name)  # fmt: skip
+        if context.role.kind == "worker":  # ask the chief (waits a bounded time for it)
+            self.tuner.oracle = WorkerClient(self.oracle, context.role)
+            self.tuner.tuner_id = context.role.tuner_id
 
     def build(self, graph: ArchitectureGraph):
         """The compiled model of one graph: preprocessing, graph, head.
@@ -95,6 +100,17 @@ class GraphSearch(SearchBackend):
         if space.kind == "table" and context.max_model_size is None:
             rows = len(train[1]) + len(val[1])
             space.max_model_size = min(space.max_model_size, table_size_cap(rows))
+        role = context.role
+        if role.kind == "worker":
+            context.log(f"worker {role.tuner_id}: training trials for the chief at {role.address}")
+            context.progress.start(0)
+            try:
+                self.tuner.search(train, val)
+            finally:
+                context.progress.close()
+            context.log(f"worker {role.tuner_id}: the search has ended; this worker ran "
+                        f"{self.tuner.oracle.trials_run} trial(s)")  # fmt: skip
+            return
         done = len(self.oracle.observations())
         limit = context.budget.seconds
         context.log(f"searching with strategy={context.strategy!r}: "
@@ -104,7 +120,10 @@ class GraphSearch(SearchBackend):
         self.oracle.start_clock(context.budget.search_deadline)
         context.progress.start(done)
         try:
-            self.tuner.search(train, val)
+            if role.kind == "chief":
+                self._serve()
+            else:
+                self.tuner.search(train, val)
         except RuntimeError as err:  # keras-tuner: too many trials failed in a row
             if not self.candidates():
                 raise SearchError(
@@ -114,6 +133,17 @@ class GraphSearch(SearchBackend):
             context.log(f"the search stopped early because trials kept failing: {err}")
         finally:
             context.progress.close()
+
+    def _serve(self) -> None:
+        """Serve the oracle to the workers until the search ends (the chief trains nothing)."""
+        from automl.engine.distributed import ChiefServer
+
+        server = ChiefServer(self.oracle, self.context.role, self.context.progress)
+        server.start()
+        try:
+            server.wait()
+        finally:
+            server.stop()
 
     def candidates(self) -> list[Candidate]:
         found = []

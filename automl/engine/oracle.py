@@ -14,6 +14,12 @@ the failed trial is recorded. A finished trial whose weights turn out damaged is
 marked FAILED afterwards (`mark_failed`). The oracle writes its files atomically
 and refuses damaged ones by name. After an out-of-memory failure the space's
 model-size cap drops below the failed model's size, and stays there on resume.
+
+Served to workers (`automl.engine.distributed`), the oracle also hears heartbeats
+(an `update_trial` without metrics): `reap_lost` puts a trial whose worker has been
+silent for `worker_timeout` seconds back on the queue, and a worker that asks while
+every trial is given out but others still run is told to wait (IDLE), so a lost
+trial always finds a worker.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from automl.engine.base import final_seconds, last_line, seconds_to_start, trial_order
+from automl.engine.distributed import MESSAGE_FILE
 from automl.engine.project import read_json, write_json
 from automl.errors import SearchError
 from automl.search.base import Observation, SearchSpace, Strategy
@@ -65,6 +72,9 @@ class StrategyOracle(keras_tuner.Oracle):
         self.verbose = 0  # automl prints its own progress
         self._last_failure: str | None = None
         self.size_cap: int | None = None  # lowered after out-of-memory
+        self.worker_timeout: float | None = None  # set when served to workers
+        self.failure: SearchError | None = None  # why a served search stopped
+        self._heard: dict[str, float] = {}  # trial id -> when its worker was last heard
 
     def start_clock(self, deadline: float | None = None) -> None:
         """Start the time limit: `deadline` (a `time.time()` value) or `time_limit` from now."""
@@ -154,19 +164,108 @@ class StrategyOracle(keras_tuner.Oracle):
         parent = proposal.parent.trial_id if proposal.parent is not None else ""
         values = {ARCH: self.space.dumps(proposal.arch), PARENT: parent,
                   "strategy": self.strategy.name}  # fmt: skip
+        if self.worker_timeout and self.deadline is not None:  # a worker's clock may differ
+            values["seconds_left"] = float(self.trial_deadline() - time.time())
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
+    # ------------------------------------------------------------------ workers
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id: str):
+        """The next trial for `tuner_id`; IDLE while every trial is given out but some are
+        still running (one may come back), STOPPED after a served search failed."""
+        self.reap_lost()
+        waiting = (tuner_id not in self.ongoing_trials and not self._retry_queue
+                   and self.ongoing_trials and self.max_trials
+                   and len(self.trials) >= self.max_trials)  # fmt: skip
+        if self.failure is not None or waiting:
+            status = "STOPPED" if self.failure is not None else "IDLE"
+            if status == "STOPPED":
+                self.tuner_ids.discard(tuner_id)
+            return trial_module.Trial(self.get_space(), status=status)
+        trial = super().create_trial(tuner_id)
+        if trial.status == trial_module.TrialStatus.RUNNING:
+            self._heard[trial.trial_id] = time.time()
+        return trial
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics, step=0):
+        """Record a trial's metrics; without metrics, a heartbeat from its worker."""
+        self._heard[trial_id] = time.time()
+        trial = self.trials[trial_id]
+        if not metrics or trial.status == trial_module.TrialStatus.COMPLETED:
+            return trial  # a heartbeat, or a late report of a trial that was run again
+        return super().update_trial(trial_id, dict(metrics), step=step)
+
+    @keras_tuner.synchronized
+    def reap_lost(self) -> list[tuple[str, str]]:
+        """Put back on the queue the trials whose worker has been silent for
+        `worker_timeout` seconds; their (worker, trial id) pairs."""
+        if not self.worker_timeout:
+            return []
+        now, lost = time.time(), []
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            if now - self._heard.get(trial.trial_id, now) > self.worker_timeout:
+                del self.ongoing_trials[tuner_id]
+                self.tuner_ids.discard(tuner_id)
+                self._retry_queue.append(trial.trial_id)
+                lost.append((tuner_id, trial.trial_id))
+        if lost:
+            self.save()
+        return lost
+
+    @keras_tuner.synchronized
+    def search_ended(self) -> bool:
+        """Whether a served search is over: it failed, or nothing runs and no trial may start
+        (all trials done, or too little time left; a trial put back then runs on resume)."""
+        if self.failure is not None:
+            return True
+        if self.ongoing_trials:
+            return False
+        if self.max_trials and len(self.trials) >= self.max_trials and not self._retry_queue:
+            return True
+        return bool(self.observations()) and self.time_left() <= self.seconds_needed()
+
+    def describe_end(self, trial_id: str) -> tuple[float | None, str]:
+        """(score or None, a line) for a trial a worker ended."""
+        trial = self.trials[trial_id]
+        summary = read_json(os.path.join(self._get_trial_dir(trial_id), SUMMARY_FILE), {})
+        if trial.status != trial_module.TrialStatus.COMPLETED or trial.score is None:
+            return None, f"trial {trial_id} failed: {last_line(trial.message) or 'no message'}"
+        grown = f", grown from trial {summary['parent']}" if summary.get("parent") else ""
+        return float(trial.score), (
+            f"trial {trial_id}: {self.objective.name}={trial.score:.4f} "
+            f"({summary.get('params', 0):,} params, {summary.get('epochs')} epochs, "
+            f"{summary.get('seconds', 0):.1f} s on {summary.get('worker', '?')}{grown})"
+        )
+
+    @keras_tuner.synchronized
     def end_trial(self, trial, *args, **kwargs) -> None:
-        """Record a finished trial; raise `SearchError` if too many failed in a row."""
+        """Record a finished trial; raise `SearchError` if too many failed in a row.
+
+        Served to workers, the error is kept in `failure` instead (the chief raises it),
+        a trial already completed is not recorded twice, and a failed trial's message
+        comes from the file its worker left.
+        """
+        known = self.trials.get(trial.trial_id)
+        if known is not trial and known.status == trial_module.TrialStatus.COMPLETED:
+            return  # a worker thought lost finished after all: its rerun already counted
+        if trial.message is None and trial.status != trial_module.TrialStatus.COMPLETED:
+            path = os.path.join(self._get_trial_dir(trial.trial_id), MESSAGE_FILE)
+            trial.message = read_json(path, {}).get("message")
+        if trial.trial_id in self._retry_queue:  # it ended after all: do not run it again
+            self._retry_queue.remove(trial.trial_id)
         self._last_failure = None
         super().end_trial(trial, *args, **kwargs)
         self.save()  # keras-tuner saves before it drops the trial from the running ones
         if self._last_failure is not None:
-            raise SearchError(
+            error = SearchError(
                 f"{self.max_consecutive_failed_trials} trials in a row failed, so the search "
                 f"stopped. The last one failed with: {self._last_failure}. Each trial's "
                 f"message is in its trial.json under {self._project_dir}."
             )
+            if not self.worker_timeout:
+                raise error
+            self.failure = error
 
     def _check_consecutive_failures(self) -> None:
         """Note (not raise) a run of failed trials at the end, so the trial is saved first.

@@ -148,19 +148,26 @@ class Project:
         stored = read_json(self.file(SIGNATURE_FILE))
         if stored is None or stored == signature:
             return
-        if stored.get("data") != signature.get("data") and all(
-            stored.get(k) == v for k, v in signature.items() if k != "data"
-        ):
-            what = "other data (its fingerprint differs)"
-        else:
-            different = sorted(
-                k for k in {**stored, **signature} if stored.get(k) != signature.get(k)
-            )
-            what = f"other data or settings (differing: {', '.join(different)})"
         raise InputError(
-            f"The project folder {self.path!r} holds a search for {what}. Pass overwrite=True "
-            "to start over there, or choose another project_name or directory."
+            f"The project folder {self.path!r} holds a search for {_difference(stored, signature)}. "
+            "Pass overwrite=True to start over there, or choose another project_name or directory."
         )
+
+    def check_joined(self, signature: dict) -> None:
+        """A worker's check: the chief's search is in this folder, for the same data and settings."""
+        stored = read_json(self.file(SIGNATURE_FILE))
+        if stored is None:
+            raise InputError(
+                f"The chief's search is not in {self.path!r} on this machine. Every machine "
+                "needs the same directory and project_name, in a folder they all share (a "
+                "network file system), and the chief must start first."
+            )
+        if stored != signature:
+            raise InputError(
+                f"The chief searches {self.path!r} for {_difference(stored, signature)} than "
+                "this worker's. Run every worker with the same data, validation split, "
+                "strategy and settings as the chief."
+            )
 
     def check_writable(self) -> None:
         """Refuse a `directory` that is a file, or a folder that cannot be created."""
@@ -241,6 +248,16 @@ class Project:
             f"end, or choose another project_name or directory. If that process is gone, "
             f"delete {path!r}."
         )
+
+
+def _difference(stored: dict, signature: dict) -> str:
+    """What differs between two signatures, in words."""
+    if stored.get("data") != signature.get("data") and all(
+        stored.get(k) == v for k, v in signature.items() if k != "data"
+    ):
+        return "other data (its fingerprint differs)"
+    different = sorted(k for k in {**stored, **signature} if stored.get(k) != signature.get(k))
+    return f"other data or settings (differing: {', '.join(different)})"
 
 
 def _read_holder(fd: int) -> dict | None:

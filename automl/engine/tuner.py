@@ -243,6 +243,7 @@ class GraphTuner(base_tuner.BaseTuner):
                    "strategy": values.get("strategy", ""), **timing,
                    "build_seconds": round(build_seconds, 3), "weights_sha256": sha[0],
                    "inference_ms": inference_ms(model, folds[-1][1][0]),
+                   "worker": self.tuner_id,
                    "finished_at": time.time()}  # fmt: skip
         if self.folds:
             summary.update(folds=len(folds), fold_scores=fold_scores, fold_sha256=sha[1:])
