@@ -143,3 +143,16 @@ def test_chief_and_two_workers_lose_nothing_when_one_is_killed_mid_trial(tmp_pat
     assert killed["chief_exit"] == 0 and killed["worker_exits"] == [-9, 0]
     assert killed["completed"] == 4 and list(killed["trials_per_worker"].values()) == [4]
     assert clean["test_accuracy"] > 0.8 and killed["test_accuracy"] > 0.8
+
+
+def test_the_command_reports_an_unreachable_chief_in_one_line(tmp_path):
+    env = {**os.environ, "AUTOML_CHIEF_TIMEOUT": "1"}
+    result = subprocess.run([sys.executable, "-m", "automl.cli", "fit", "digits", "--worker",
+                             "127.0.0.1:9", "--directory", str(tmp_path), "--quiet"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("automl: error: Cannot reach the chief at 127.0.0.1:9 (waited 1 s).")
+    )
