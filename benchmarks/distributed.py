@@ -14,8 +14,8 @@ Three runs:
    trial (after its first epoch); the chief gives that trial to the other worker
    once the dead one has been silent for `AUTOML_WORKER_TIMEOUT` (10 s here).
 
-Reported per run: the search's wall seconds (from starting the processes to the
-last trial's end; every run starts its processes the same way), the trials
+Reported per run: the search's wall seconds (from starting the workers, once the
+chief serves, to the last trial's end), the trials
 completed, how many trials ran more than once or repeat an architecture, and the
 test accuracy of the chief's final model. The JSON has `wall_ratio_two_workers`
 (run 2 over run 1), `duplicated_trials` (runs 1 and 2) and
@@ -49,6 +49,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_port(address: str, chief, timeout: float = 300) -> None:
+    host, port = address.rsplit(":", 1)
+    end = time.time() + timeout
+    while time.time() < end and chief.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex((host, int(port))) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the chief did not start serving on {address}")
 
 
 def process(args) -> None:
@@ -95,8 +106,9 @@ def run(trials: int, epochs: int, workers: int, kill_one: bool, sample_only: boo
             address, "--trials", str(trials), "--epochs", str(epochs)]  # fmt: skip
     base += ["--sample-only"] if sample_only else []
     cpus = sorted(os.sched_getaffinity(0))
-    start = time.time()
     chief = subprocess.Popen([*base, "--role", "chief"], env=env)
+    wait_for_port(address, chief)  # workers start once the chief serves, as in use
+    start = time.time()
     procs = []
     for i in range(workers):
         extra = ["--die-after-epochs", "1"] if kill_one and i == 0 else []

@@ -37,7 +37,8 @@ class RandomSearch(Strategy):
         pending=(),
     ) -> Proposal:
         seen = self.seen_keys(space, history, pending)
-        if history and rng.random() < self.mutate_probability:
+        mutate = rng.random() < self.mutate_probability  # drawn always: a fresh sample does
+        if history and mutate:  # not depend on whether some trial has finished
             parent = history[int(rng.integers(len(history)))]
             arch = parent.arch
             for _ in range(int(rng.integers(1, self.max_steps + 1))):
