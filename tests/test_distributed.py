@@ -3,6 +3,7 @@ and a real run on loopback with a worker killed mid-trial."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,12 @@ from tests.test_oracle import finish, make_oracle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -156,3 +163,18 @@ def test_the_command_reports_an_unreachable_chief_in_one_line(tmp_path):
         .splitlines()[-1]
         .startswith("automl: error: Cannot reach the chief at 127.0.0.1:9 (waited 1 s).")
     )
+
+
+def test_a_chief_that_no_worker_joins_ends_at_its_time_limit(clean_env, tmp_path):
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    port = free_port()
+    clf = automl.ImageClassifier(chief=f"127.0.0.1:{port}", directory=str(tmp_path), verbose=0,
+                                 time_limit=3)  # fmt: skip
+    start = time.time()
+    with pytest.raises(SearchError, match="time limit ended the search before any trial"):
+        clf.fit(x[:200].reshape(-1, 8, 8), y[:200])
+    assert time.time() - start < 30
+    with socket.socket() as s:  # the chief stopped serving
+        assert s.connect_ex(("127.0.0.1", port)) != 0

@@ -223,6 +223,8 @@ class StrategyOracle(keras_tuner.Oracle):
             return False
         if self.max_trials and len(self.trials) >= self.max_trials and not self._retry_queue:
             return True
+        if self.time_left() <= 0:  # (also when no worker came)
+            return True
         return bool(self.observations()) and self.time_left() <= self.seconds_needed()
 
     def describe_end(self, trial_id: str) -> tuple[float | None, str]:
