@@ -31,6 +31,9 @@ def _fit_parser(sub) -> None:
     p.add_argument("--csv", help="a CSV file (use with --target)")
     p.add_argument("--target", help="the target column of --csv")
     p.add_argument("--npz", help="an .npz file with x and y (or x_train, y_train, x_test, y_test)")
+    p.add_argument("--image-dir", metavar="DIR",
+                   help="a folder of images, one subfolder per class, read in batches (never "
+                        "whole); 20%% of the images are held out for the test score")  # fmt: skip
     p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
     p.add_argument("--strategy", default="bayesian",
                    choices=["bayesian", "random", "evolution", "milenas", "darts"])  # fmt: skip
@@ -93,9 +96,13 @@ def _export_parser(sub) -> None:
 def _load(args):
     from automl import datasets
 
-    sources = [s for s in (args.dataset, args.csv, args.npz) if s]
+    sources = [s for s in (args.dataset, args.csv, args.npz, args.image_dir) if s]
     if len(sources) != 1:
-        raise InputError("Give exactly one of: a built-in dataset name, --csv FILE, --npz FILE.")
+        raise InputError(
+            "Give exactly one of: a built-in dataset name, --csv FILE, --npz FILE, --image-dir DIR."
+        )
+    if args.image_dir:
+        return datasets.load_image_dir(args.image_dir, args.task)
     if args.csv:
         if not args.target:
             raise InputError("--csv needs --target COLUMN (the column to predict).")
@@ -118,7 +125,7 @@ def fit(args) -> dict:
     from automl.export import check_model_path, save_model
 
     data = _load(args)
-    name = os.path.splitext(os.path.basename(data.name))[0]
+    name = os.path.splitext(os.path.basename(os.path.normpath(data.name)))[0]
     if not args.worker:  # a worker saves nothing: the chief does
         model_path = check_model_path(args.output or f"{name}.keras")  # before the search
         _check_output_file(args.json, "--json")
@@ -146,7 +153,8 @@ def fit(args) -> dict:
                                  "epochs", "seconds", "morphism", "status")
                      if c in summary.columns]  # fmt: skip
         print(summary[with_cols].to_string(index=False))
-        print(f"test {metric}: {test_score:.4f}   ({len(data.y_test)} held-out samples)")
+        held = "20% held out" if data.y_test is None else f"{len(data.y_test)} held-out samples"
+        print(f"test {metric}: {test_score:.4f}   ({held})")
         print(f"search + refit: {seconds:.1f} s   model saved to {path}")
     result = {"dataset": data.name, "metric": metric, "test_score": test_score,
               "seconds": round(seconds, 2), "trials": int(len(summary)), "model_path": path}  # fmt: skip

@@ -16,6 +16,8 @@ BUILTIN = {
     "diabetes": ("load_diabetes", "table", "regression"),
 }
 TEST_SIZE = 0.2
+STREAM_CSV_BYTES = 256 * 2**20  # larger CSV files are read in chunks, never whole
+TEST_SEED = 7919  # the held-out test part of a stream (distinct from the estimators' seeds)
 
 
 @dataclass
@@ -78,11 +80,22 @@ def infer_task(y) -> str:
 def load_csv(path: str, target: str, task: str = "auto") -> Split:
     """A CSV file with a target column; the other columns are features.
 
-    Rows without a target are dropped.
+    Rows without a target are dropped. A file larger than `STREAM_CSV_BYTES` is
+    streamed (see `stream_split`); the task is then inferred from its first rows.
 
     Raises:
         InputError: the file cannot be read, or has no such target column or no features.
     """
+    import os
+
+    if os.path.isfile(path) and os.path.getsize(path) > STREAM_CSV_BYTES:
+        from automl.streaming import CsvFile
+
+        stream = CsvFile(path, target=target)
+        if task == "auto":
+            first = next(stream.batches(), None)
+            task = infer_task(first[1]) if first is not None else "classification"
+        return stream_split(path, "table", task, stream)
     frame = read_csv(path)
     if target not in frame.columns:
         raise InputError(
@@ -95,6 +108,31 @@ def load_csv(path: str, target: str, task: str = "auto") -> Split:
     y = frame.pop(target).to_numpy()
     task = infer_task(y) if task == "auto" else task
     return split(path, "table", task, frame, y)
+
+
+def stream_split(name: str, kind: str, task: str, stream) -> Split:
+    """A stream split into train and a held-out test part (`TEST_SIZE` of it, by a hash of
+    each element's position and `TEST_SEED`); neither is read here, and `y_train` and
+    `y_test` are None (the streams hold the targets)."""
+    train, test = stream.split(TEST_SIZE, TEST_SEED)
+    return Split(name, kind, task, train, None, test, None)
+
+
+def load_image_dir(path: str, task: str = "auto") -> Split:
+    """A folder of images, one subfolder per class, streamed (see `stream_split`).
+
+    Raises:
+        InputError: the folder is missing, has no class subfolders or images, or a
+            regression task is asked for.
+    """
+    from automl.streaming import ImageDirectory
+
+    if task == "regression":
+        raise InputError(
+            "An image folder's labels are its subfolder names: --image-dir trains a "
+            "classifier. Received: --task regression."
+        )
+    return stream_split(path, "image", "classification", ImageDirectory(path))
 
 
 def read_csv(path: str):

@@ -108,7 +108,12 @@ def check_fit_options(
 
 def balanced_weights(targets, n_classes: int) -> dict:
     """Class index -> weight inversely proportional to its count in `targets` (class
-    indices or one-hot rows), as scikit-learn's "balanced": n / (classes * count)."""
+    indices or one-hot rows), as scikit-learn's "balanced": n / (classes * count).
+    The targets of a stream bring their class counts (`class_counts`)."""
+    counts = getattr(targets, "class_counts", None)
+    if counts is not None:
+        total = int(np.sum(counts))
+        return {i: float(total / (n_classes * max(int(c), 1))) for i, c in enumerate(counts)}
     targets = np.asarray(targets)
     index = targets.argmax(axis=1) if targets.ndim > 1 else targets.astype(int).ravel()
     counts = np.bincount(index, minlength=n_classes)

@@ -153,9 +153,12 @@ class _AutoModel(SearchResults):
         empty. The fingerprint is a hash of the data and its validation split, for the
         signature. Regression targets are scaled by the training part's mean and std.
         """
+        from automl import streaming
         from automl.engine.project import fingerprint
         from automl.heads import HEADS
 
+        if streaming.is_stream(x):  # read batch by batch, never whole
+            return streaming.prepare(self, x, y, validation_split, validation_data, sample_weight)
         x, y = data_mod.to_arrays(x, y)
         if y is None:
             raise InputError("fit needs targets: pass y, or a tf.data.Dataset of (x, y) pairs.")
@@ -231,12 +234,21 @@ class _AutoModel(SearchResults):
 
         Args:
             x: images (samples, H, W[, C]) or a table (2-D array or DataFrame), or a
-                `tf.data.Dataset` of (x, y) pairs.
-            y: labels (ints, strings or one-hot) or regression targets.
+                stream, read batch by batch and never whole: a `tf.data.Dataset` of
+                (x, y) pairs (or (x, y, sample_weight)), batched or not; a finite
+                `keras.utils.PyDataset` of such batches; for image estimators, the
+                path of a folder with one subfolder of images per class; for table
+                estimators, the path of a CSV file (`y` names its target column).
+                A stream is split by a hash of each element's position (a
+                PyDataset's: each batch's) and the seed; its trials are never
+                cross-validated. See `automl.streaming`.
+            y: labels (ints, strings or one-hot) or regression targets; None for a
+                stream (the name of the target column for a CSV file).
             validation_split: fraction held out to score trials (ignored when
                 `validation_data` is given, and for tables of fewer than 1,000 rows,
                 whose trials are scored by 5-fold cross-validation).
-            validation_data: (x_val, y_val) or a dataset, used to score trials.
+            validation_data: (x_val, y_val) or a dataset, used to score trials; with a
+                stream x it may be a stream too (read again by every trial).
             callbacks: Keras callbacks, passed to every trial's `model.fit` and to the
                 refit of the final model.
             class_weight: classifiers: {label: weight}, or "balanced" (weights
@@ -351,7 +363,11 @@ class _AutoModel(SearchResults):
             )
 
     def _raw_predict(self, x) -> np.ndarray:
+        from automl import streaming
+
         self._check_fitted()
+        if streaming.is_stream(x):
+            return streaming.predict(self, x)
         x, _ = data_mod.to_arrays(x)
         inputs = self.preprocessor_.transform(x)
         return np.asarray(self.model_.predict(data_mod.as_dataset(inputs), verbose=0))
@@ -362,8 +378,16 @@ class _AutoModel(SearchResults):
         return self.head_.decode(self._raw_predict(x))
 
     def evaluate(self, x, y=None) -> dict:
-        """Loss and metric on (x, y): {"loss", "accuracy"} or {"loss", "mse"}."""
+        """Loss and metric on (x, y): {"loss", "accuracy"} or {"loss", "mse"}.
+
+        `x` may be a stream, as in `fit`; a CSV file's target column is the one of fit
+        unless `y` names another.
+        """
+        from automl import streaming
+
         self._check_fitted()
+        if streaming.is_stream(x):
+            return streaming.evaluate(self, x, y)
         x, y = data_mod.to_arrays(x, y)
         if y is None:
             raise InputError("evaluate needs targets: pass y, or a dataset of (x, y) pairs.")

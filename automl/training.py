@@ -166,11 +166,14 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
 
 def inference_ms(model: keras.Model, inputs, samples: int = 256, repeats: int = 5) -> float:
     """Milliseconds per sample of the model's compiled predict step on a batch of up to
-    `samples` rows of `inputs` (the median of `repeats` runs, after one that traces it)."""
+    `samples` rows of `inputs` (the median of `repeats` runs, after one that traces it).
+    A part of a stream gives its first rows."""
     import numpy as np
 
     from automl.data import as_dataset, n_samples, take
 
+    if getattr(inputs, "is_stream", False):
+        inputs = inputs.sample_inputs(samples)
     n = min(samples, n_samples(inputs))
     batches = as_dataset(take(inputs, np.arange(n)), batch_size=n)
     batch = next(iter(batches)) if keras.backend.backend() == "tensorflow" else batches[0]

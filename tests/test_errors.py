@@ -147,7 +147,7 @@ CASES = [
         "runs.txt",
     ),
     # the data of fit
-    Case("fit/x is a file name", _fit(x="digits.csv"), InputError, "not a string"),
+    Case("fit/x is a missing folder", _fit(x="digits.csv"), InputError, "No such image folder"),
     Case("fit/x is None", _fit(x=None), InputError, "x is None"),
     Case("fit/y is None", _fit(y=None), InputError, "fit needs targets"),
     Case("fit/y has None", _fit(y=[0, 1, None, 2] * 3), InputError, "missing value"),
@@ -276,7 +276,7 @@ CASES = [
         "Expected inputs of shape (samples, 8, 8) as in fit. Received: x.shape=(12, 6, 6)",
     ),
     Case("predict/0 rows", lambda c: c.fitted.predict(X[:0]), InputError, "0 samples"),
-    Case("predict/file name", lambda c: c.fitted.predict("x.npy"), InputError, "not a string"),
+    Case("predict/missing folder", lambda c: c.fitted.predict("x.npy"), InputError, "x.npy"),
     Case("predict/None", lambda c: c.fitted.predict(None), InputError, "x is None"),
     Case(
         "predict_proba/NaN",

@@ -123,8 +123,11 @@ class SearchContext:
 
     def dataset(self, inputs, y, sample_weight=None, shuffle: bool = False):
         """Batched input data of the model (shuffled by the seed when `shuffle`), with a
-        weight per sample when `sample_weight` is given."""
+        weight per sample when `sample_weight` is given. A part of a stream
+        (`automl.streaming`) brings its own targets and weights and is read batch by batch."""
         seed = self.seed if shuffle else None
+        if getattr(inputs, "is_stream", False):
+            return inputs.dataset(self.batch_size, shuffle_seed=seed)
         return data_mod.as_dataset(inputs, y, self.batch_size, shuffle_seed=seed,
                                    sample_weight=sample_weight)  # fmt: skip
 
