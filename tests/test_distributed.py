@@ -8,18 +8,39 @@ import subprocess
 import sys
 import time
 
+import keras_tuner
 import numpy as np
 import pytest
 from keras_tuner.engine.trial import Trial, TrialStatus
 
 import automl
 from automl.engine.distributed import Role, resolve_role
+from automl.engine.oracle import StrategyOracle
 from automl.engine.project import Project, read_json
 from automl.errors import InputError, NotFittedError, SearchError
-from tests.test_oracle import finish, make_oracle
+from automl.search.base import get_strategy
+from automl.search.spaces import MorphismSpace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+def make_oracle(tmp_path, **kwargs) -> StrategyOracle:
+    """An oracle of random architectures for 8x8 digits (no training)."""
+    oracle = StrategyOracle(get_strategy("random"), MorphismSpace((8, 8, 1), 10),
+                            keras_tuner.Objective("val_accuracy", "max"), seed=7, **kwargs)  # fmt: skip
+    oracle._set_project_dir(str(tmp_path), "project")
+    return oracle
+
+
+def finish(oracle, trial, score=None, message=None) -> None:
+    """End a trial as a worker would: COMPLETED with `score`, or FAILED with `message`."""
+    if score is None:
+        trial.status, trial.message = TrialStatus.FAILED, message
+    else:
+        oracle.update_trial(trial.trial_id, {"val_accuracy": score})
+        trial.status = TrialStatus.COMPLETED
+    oracle.end_trial(trial)
 
 
 def free_port() -> int:
