@@ -1,4 +1,5 @@
-"""Checks and parsing of the estimators' arguments: durations, fit options, sample weights."""
+"""Checks and parsing of the estimators' arguments: constructor arguments, durations, fit
+options, sample weights."""
 
 from __future__ import annotations
 
@@ -118,3 +119,64 @@ def balanced_weights(targets, n_classes: int) -> dict:
     index = targets.argmax(axis=1) if targets.ndim > 1 else targets.astype(int).ravel()
     counts = np.bincount(index, minlength=n_classes)
     return {i: float(len(index) / (n_classes * max(c, 1))) for i, c in enumerate(counts)}
+
+
+def check_params(estimator) -> tuple:
+    """An estimator's constructor arguments, checked: (time limit in seconds, the search
+    backend's resolved options, this process's `Role`).
+
+    Raises:
+        InputError: an argument is wrong (the message names it and what was received).
+    """
+    from automl.engine.base import STRATEGIES, backend_class
+    from automl.engine.distributed import resolve_role
+
+    if estimator.strategy not in STRATEGIES:
+        raise InputError(
+            f"Unknown strategy {estimator.strategy!r}. Choose one of {list(STRATEGIES)}."
+        )
+    options = backend_class(estimator.strategy).check_settings(
+        estimator.strategy, estimator._kind, estimator._task, estimator.cell_options
+    )
+    for name in ("max_trials", "batch_size", "ensemble_size"):
+        value = getattr(estimator, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}.")
+    if (
+        isinstance(estimator.seed, bool)
+        or not isinstance(estimator.seed, (int, np.integer))
+        or not (0 <= estimator.seed < 2**32)
+    ):
+        raise InputError(
+            f"seed must be a non-negative integer below 2**32. Received: seed={estimator.seed!r}."
+        )
+    if estimator.epochs is not None and (isinstance(estimator.epochs, bool)
+                                    or not isinstance(estimator.epochs, (int, np.integer))
+                                    or estimator.epochs < 1):  # fmt: skip
+        raise InputError(
+            f"epochs must be a positive integer, or None for early stopping. "
+            f"Received: epochs={estimator.epochs!r}."
+        )
+    if estimator.max_model_size is not None and (not isinstance(estimator.max_model_size, (int, np.integer))
+                                            or estimator.max_model_size < 1):  # fmt: skip
+        raise InputError(
+            "max_model_size must be a positive number of parameters, or None. "
+            f"Received: max_model_size={estimator.max_model_size!r}."
+        )
+    if estimator.tensorboard_dir is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise InputError(
+                "tensorboard_dir needs the tensorboard package: pip install tensorboard. "
+                f"Received: tensorboard_dir={estimator.tensorboard_dir!r}."
+            )
+    if estimator.verbose not in (0, 1, 2) or isinstance(estimator.verbose, bool):
+        raise InputError(f"verbose must be 0, 1 or 2. Received: verbose={estimator.verbose!r}.")
+    role = resolve_role(estimator.chief, estimator.worker)
+    if role.kind != "single" and estimator.strategy not in ("bayesian", "evolution", "random"):
+        raise InputError(
+            "A search on several machines runs strategy 'bayesian', 'evolution' or "
+            f"'random'. Received: strategy={estimator.strategy!r} with a {role.kind} role."
+        )
+    return parse_time_limit(estimator.time_limit), options, role

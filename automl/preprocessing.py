@@ -87,11 +87,12 @@ def _numeric_stats(values: np.ndarray) -> tuple[float, float, float]:
     return float(np.median(present)), float(present.mean()), float(max(present.var(), 1e-12))
 
 
-def _numeric_column(col, name: str) -> np.ndarray:
-    """A numeric column as float32, NaN where missing.
+def numbers_or_refuse(col, name: str, refusal: str) -> np.ndarray:
+    """A column's values as float64, NaN where missing.
 
     Raises:
-        InputError: the column holds text that is not a number, or infinite values.
+        InputError: it holds text that is not a number (the message is `refusal`
+            formatted with `name`, `count` and up to 3 `examples`), or infinite values.
     """
     import pandas as pd
 
@@ -99,12 +100,20 @@ def _numeric_column(col, name: str) -> np.ndarray:
     text = np.isnan(values) & col.notna().to_numpy()
     if text.any():
         examples = col[text].astype(str).unique()[:3].tolist()
-        raise InputError(
-            f"Column {name!r} held numbers in fit; here it holds {int(text.sum())} value(s) that "
-            f"are not numbers, e.g. {examples}. Convert them to numbers, or to NaN if missing."
-        )
+        raise InputError(refusal.format(name=name, count=int(text.sum()), examples=examples))
     _check_no_inf(values[:, None], [name])
-    return values.astype("float32")
+    return values
+
+
+def _numeric_column(col, name: str) -> np.ndarray:
+    """A numeric column as float32, NaN where missing.
+
+    Raises:
+        InputError: the column holds text that is not a number, or infinite values.
+    """
+    refusal = ("Column {name!r} held numbers in fit; here it holds {count} value(s) that are "
+               "not numbers, e.g. {examples}. Convert them to numbers, or to NaN if missing.")  # fmt: skip
+    return numbers_or_refuse(col, name, refusal).astype("float32")
 
 
 def _finite_numbers(x: np.ndarray) -> bool:

@@ -21,8 +21,8 @@ from automl.errors import InputError, NotFittedError, SearchError
 from automl.options import (
     balanced_weights,
     check_fit_options,
+    check_params,
     check_sample_weight,
-    parse_time_limit,
 )
 from automl.preprocessing import Preprocessor
 from automl.results import SearchResults
@@ -90,59 +90,12 @@ class _AutoModel(SearchResults):
         return f"{type(self).__name__}({args})"
 
     def _check_params(self) -> tuple[float | None, dict]:
-        """(time limit in seconds, the backend's resolved options); InputError if wrong."""
-        from automl.engine.base import STRATEGIES, backend_class
-        from automl.engine.distributed import resolve_role
+        """(time limit in seconds, the backend's resolved options); InputError if wrong.
 
-        if self.strategy not in STRATEGIES:
-            raise InputError(
-                f"Unknown strategy {self.strategy!r}. Choose one of {list(STRATEGIES)}."
-            )
-        options = backend_class(self.strategy).check_settings(
-            self.strategy, self._kind, self._task, self.cell_options
-        )
-        for name in ("max_trials", "batch_size", "ensemble_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}.")
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, (int, np.integer))
-            or not (0 <= self.seed < 2**32)
-        ):
-            raise InputError(
-                f"seed must be a non-negative integer below 2**32. Received: seed={self.seed!r}."
-            )
-        if self.epochs is not None and (isinstance(self.epochs, bool)
-                                        or not isinstance(self.epochs, (int, np.integer))
-                                        or self.epochs < 1):  # fmt: skip
-            raise InputError(
-                f"epochs must be a positive integer, or None for early stopping. "
-                f"Received: epochs={self.epochs!r}."
-            )
-        if self.max_model_size is not None and (not isinstance(self.max_model_size, (int, np.integer))
-                                                or self.max_model_size < 1):  # fmt: skip
-            raise InputError(
-                "max_model_size must be a positive number of parameters, or None. "
-                f"Received: max_model_size={self.max_model_size!r}."
-            )
-        if self.tensorboard_dir is not None:
-            import importlib.util
-
-            if importlib.util.find_spec("tensorboard") is None:
-                raise InputError(
-                    "tensorboard_dir needs the tensorboard package: pip install tensorboard. "
-                    f"Received: tensorboard_dir={self.tensorboard_dir!r}."
-                )
-        if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
-            raise InputError(f"verbose must be 0, 1 or 2. Received: verbose={self.verbose!r}.")
-        self._role = resolve_role(self.chief, self.worker)
-        if self._role.kind != "single" and self.strategy not in ("bayesian", "evolution", "random"):
-            raise InputError(
-                "A search on several machines runs strategy 'bayesian', 'evolution' or "
-                f"'random'. Received: strategy={self.strategy!r} with a {self._role.kind} role."
-            )
-        return parse_time_limit(self.time_limit), options
+        Also sets `_role`, this process's part in the search (one process, chief or worker).
+        """
+        time_limit, options, self._role = check_params(self)
+        return time_limit, options
 
     # ------------------------------------------------------------------ data
     def _prepare(self, x, y, validation_split, validation_data, sample_weight=None):

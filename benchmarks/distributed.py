@@ -122,13 +122,13 @@ def run(trials: int, epochs: int, workers: int, kill_one: bool, sample_only: boo
             if p.poll() is None:
                 p.kill()
     project = os.path.join(directory, "digits")
-    summaries = [read_json(p) for p in glob.glob(os.path.join(project, "trial_*", "summary.json"))]
+    by_id = {os.path.basename(os.path.dirname(p)).removeprefix("trial_"): read_json(p)
+             for p in glob.glob(os.path.join(project, "trial_*", "summary.json"))}  # fmt: skip
+    summaries = list(by_id.values())
     oracle = read_json(os.path.join(project, "oracle.json"))
     statuses = [read_json(p)["status"]
                 for p in glob.glob(os.path.join(project, "trial_*", "trial.json"))]  # fmt: skip
     keys = [s["key"] for s in summaries]
-    by_id = {os.path.basename(os.path.dirname(p)).removeprefix("trial_"): read_json(p)
-             for p in glob.glob(os.path.join(project, "trial_*", "summary.json"))}  # fmt: skip
     completed = statuses.count("COMPLETED")
     chief_result = read_json(os.path.join(directory, "chief.json"), {})
     return {"workers": workers, "worker_killed": kill_one, "trials": trials, "epochs": epochs,

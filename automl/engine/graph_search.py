@@ -100,24 +100,17 @@ class GraphSearch(SearchBackend):
         if space.kind == "table" and context.max_model_size is None:
             rows = len(train[1]) + len(val[1])
             space.max_model_size = min(space.max_model_size, table_size_cap(rows))
-        role = context.role
-        if role.kind == "worker":
+        role, done = context.role, 0
+        if role.kind == "worker":  # the chief keeps the clock and the trial count
             context.log(f"worker {role.tuner_id}: training trials for the chief at {role.address}")
-            context.progress.start(0)
-            try:
-                self.tuner.search(train, val)
-            finally:
-                context.progress.close()
-            context.log(f"worker {role.tuner_id}: the search has ended; this worker ran "
-                        f"{self.tuner.oracle.trials_run} trial(s)")  # fmt: skip
-            return
-        done = len(self.oracle.observations())
-        limit = context.budget.seconds
-        context.log(f"searching with strategy={context.strategy!r}: "
-                    f"{context.budget.max_trials} trials"
-                    + (f", {done} already finished" if done else "")
-                    + (f", time limit {limit:.0f} s" if limit else ""))  # fmt: skip
-        self.oracle.start_clock(context.budget.search_deadline)
+        else:
+            done = len(self.oracle.observations())
+            limit = context.budget.seconds
+            context.log(f"searching with strategy={context.strategy!r}: "
+                        f"{context.budget.max_trials} trials"
+                        + (f", {done} already finished" if done else "")
+                        + (f", time limit {limit:.0f} s" if limit else ""))  # fmt: skip
+            self.oracle.start_clock(context.budget.search_deadline)
         context.progress.start(done)
         try:
             if role.kind == "chief":
@@ -133,6 +126,9 @@ class GraphSearch(SearchBackend):
             context.log(f"the search stopped early because trials kept failing: {err}")
         finally:
             context.progress.close()
+        if role.kind == "worker":
+            context.log(f"worker {role.tuner_id}: the search has ended; this worker ran "
+                        f"{self.tuner.oracle.trials_run} trial(s)")  # fmt: skip
 
     def _serve(self) -> None:
         """Serve the oracle to the workers until the search ends (the chief trains nothing)."""

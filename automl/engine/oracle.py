@@ -32,7 +32,13 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from automl.engine.base import final_seconds, last_line, seconds_to_start, trial_order
+from automl.engine.base import (
+    final_seconds,
+    last_line,
+    seconds_to_start,
+    trial_line,
+    trial_order,
+)
 from automl.engine.distributed import MESSAGE_FILE
 from automl.engine.project import read_json, write_json
 from automl.errors import SearchError
@@ -233,12 +239,8 @@ class StrategyOracle(keras_tuner.Oracle):
         summary = read_json(os.path.join(self._get_trial_dir(trial_id), SUMMARY_FILE), {})
         if trial.status != trial_module.TrialStatus.COMPLETED or trial.score is None:
             return None, f"trial {trial_id} failed: {last_line(trial.message) or 'no message'}"
-        grown = f", grown from trial {summary['parent']}" if summary.get("parent") else ""
-        return float(trial.score), (
-            f"trial {trial_id}: {self.objective.name}={trial.score:.4f} "
-            f"({summary.get('params', 0):,} params, {summary.get('epochs')} epochs, "
-            f"{summary.get('seconds', 0):.1f} s on {summary.get('worker', '?')}{grown})"
-        )
+        score = float(trial.score)
+        return score, trial_line(trial_id, self.objective.name, score, summary, worker=True)
 
     @keras_tuner.synchronized
     def end_trial(self, trial, *args, **kwargs) -> None:

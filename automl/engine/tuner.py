@@ -30,7 +30,7 @@ import numpy as np
 from keras_tuner.engine import base_tuner
 from keras_tuner.errors import FailedTrialError
 
-from automl.engine.base import final_builds
+from automl.engine.base import final_builds, trial_line
 from automl.engine.oracle import ARCH, PARENT, SUMMARY_FILE, StrategyOracle
 from automl.engine.project import DamagedFileError, checksum, read_json, write_json
 from automl.graph.architecture import ArchitectureGraph
@@ -248,11 +248,7 @@ class GraphTuner(base_tuner.BaseTuner):
         if self.folds:
             summary.update(folds=len(folds), fold_scores=fold_scores, fold_sha256=sha[1:])
         write_json(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), summary)
-        grown = f", grown from trial {parent}" if parent else ""
-        cv = f", mean of {len(folds)} folds" if self.folds else ""
-        line = (f"trial {trial.trial_id}: {name}={score:.4f}{cv} ({summary['params']:,} "
-                f"params, {summary['epochs']} epochs, {summary['seconds']:.1f} s{grown})")  # fmt: skip
-        return {name: score}, line
+        return {name: score}, trial_line(trial.trial_id, name, score, summary)
 
     def save_model(self, trial_id, model, step=0):
         model.save_weights(self.weights_path(trial_id))

@@ -17,6 +17,7 @@ validation split (`automl.streaming.split`) relies on. The sources:
 
 from __future__ import annotations
 
+import abc
 import os
 
 import numpy as np
@@ -30,7 +31,7 @@ IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras reads
 ORDER_SEED = 1234  # the fixed order in which an image folder's classes are interleaved
 
 
-class Stream:
+class Stream(abc.ABC):
     """A re-iterable source of `(x, y, sample_weight)` batches.
 
     Attributes:
@@ -42,9 +43,9 @@ class Stream:
     unit = "element"
     what = "the stream"
 
+    @abc.abstractmethod
     def batches(self):
         """Yield `(x, y, sample_weight)` batches, the same ones in the same order on every call."""
-        raise NotImplementedError
 
     def describe(self) -> str:
         """What identifies the source (its kind, structure, size), for the data fingerprint."""

@@ -34,6 +34,7 @@ from automl.preprocessing import (
     _check_column_names,
     _check_no_inf,
     _safe_name,
+    numbers_or_refuse,
 )
 
 RESERVOIR_VALUES = 4_000_000  # sampled values per table, shared by its numeric columns
@@ -148,19 +149,10 @@ def _numbers(series, name: str) -> np.ndarray:
     Raises:
         InputError: it holds text that is not a number, or infinite values.
     """
-    import pandas as pd
-
-    values = pd.to_numeric(series, errors="coerce").to_numpy("float64", na_value=np.nan)
-    text = np.isnan(values) & series.notna().to_numpy()
-    if text.any():
-        examples = series[text].astype(str).unique()[:3].tolist()
-        raise InputError(
-            f"Column {name!r} holds numbers in the stream's first rows and text later, e.g. "
-            f"{examples}. Make the column all numbers (NaN where missing) or all text "
-            "(for example, prefix its values with a letter)."
-        )
-    _check_no_inf(values[:, None], [name])
-    return values
+    refusal = ("Column {name!r} holds numbers in the stream's first rows and text later, e.g. "
+               "{examples}. Make the column all numbers (NaN where missing) or all text "
+               "(for example, prefix its values with a letter).")  # fmt: skip
+    return numbers_or_refuse(series, name, refusal)
 
 
 class ImageStats:
