@@ -36,7 +36,7 @@ def _fit_parser(sub) -> None:
                         "whole); 20%% of the images are held out for the test score")  # fmt: skip
     p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
     p.add_argument("--strategy", default="bayesian",
-                   choices=["bayesian", "random", "evolution", "milenas", "darts"])  # fmt: skip
+                   choices=["bayesian", "random", "evolution", "naswot", "milenas", "darts"])  # fmt: skip
     p.add_argument("--max-trials", type=int, default=10)
     p.add_argument("--time-limit", default=["3m"], nargs="+", metavar="DURATION",
                    help="search time limit, e.g. 90s, 3m, '5 minutes', 1h30m (default: 3m)")  # fmt: skip

@@ -215,3 +215,34 @@ def score_graphs(
             1000 * score_s,
         )
     return scores
+
+
+class GraphScreener:
+    """NASWOT scores of graphs on one fixed batch, for a search space's `screen`.
+
+    Each graph is built with `build` (the task's preprocessing and head included, so
+    `inputs` are raw inputs) from the same seed and scored once; scores are kept by
+    graph key, so a candidate seen again costs nothing. `seconds` adds up the time
+    spent building and scoring.
+
+    Args:
+        build: graph -> Keras model.
+        inputs: one batch of N = 32 to 128 training inputs.
+        seed: the seed of every initialisation.
+    """
+
+    def __init__(self, build: Callable, inputs, seed: int = 0):
+        self.build = build
+        self.inputs = inputs
+        self.seed = seed
+        self.scores: dict[str, float] = {}
+        self.seconds = 0.0
+
+    def __call__(self, graphs: Sequence) -> list[float]:
+        new = {g.key(): g for g in graphs if g.key() not in self.scores}
+        if new:
+            start = time.perf_counter()
+            values = score_graphs(list(new.values()), self.inputs, self.seed, self.build)
+            self.scores.update(zip(new, values))
+            self.seconds += time.perf_counter() - start
+        return [self.scores[g.key()] for g in graphs]

@@ -1,4 +1,5 @@
-"""Keras training helpers the search backends share: a deadline, divergence, loading weights."""
+"""Keras training helpers the search backends share: a deadline, divergence, stopping
+hopeless trials, loading weights."""
 
 from __future__ import annotations
 
@@ -71,6 +72,48 @@ class StopAtDeadline(keras.callbacks.Callback):
         self._check()
 
 
+class StopHopeless(keras.callbacks.Callback):
+    """Stops training when a stopping rule (`automl.stopping`) finds the trial hopeless.
+
+    Checked at each epoch end on the objective's values so far; the rule's reason is
+    kept in `reason` (None while it has not stopped the training). Early stopping's
+    best weights are still restored at the end of training (Keras's `EarlyStopping`
+    restores them however training stopped).
+
+    Args:
+        rule: a `automl.stopping.StoppingRule`.
+        objective: the validation metric the rule watches, e.g. "val_accuracy".
+        direction: "max" or "min".
+        finished_curves: the objective per epoch of each finished trial.
+        incumbent: the best finished trial's score, or None before any.
+    """
+
+    def __init__(self, rule, objective: str, direction: str, finished_curves: list,
+                 incumbent: float | None):  # fmt: skip
+        super().__init__()
+        self.rule = rule
+        self.objective = objective
+        self.direction = direction
+        self.finished_curves = finished_curves
+        self.incumbent = incumbent
+        self.curve: list[float] = []
+        self.reason: str | None = None
+
+    def on_train_begin(self, logs=None):
+        self.curve, self.reason = [], None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.objective)
+        if value is None:
+            return
+        self.curve.append(float(value))
+        reason = self.rule.should_stop(self.curve, self.finished_curves, self.incumbent,
+                                       direction=self.direction, name=self.objective)  # fmt: skip
+        if reason:
+            self.reason = reason
+            self.model.stop_training = True
+
+
 def epoch_timing(epoch_ends: list[float]) -> dict:
     """{"first_epoch_seconds", "epoch_seconds"}: the first epoch (with tracing), then each next."""
     if not epoch_ends:
@@ -106,13 +149,16 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
               direction: str, epochs: int | None = None, max_epochs: int = 200,
               patience: int = 5, deadline: float | None = None,
               monitor_loss: bool = False, callbacks: list | None = None,
-              class_weight: dict | None = None) -> tuple[list[float], int, dict]:  # fmt: skip
+              class_weight: dict | None = None,
+              stop_rule: StopHopeless | None = None) -> tuple[list[float], int, dict]:  # fmt: skip
     """Train one trial's model; returns the objective per epoch and the epoch it keeps.
 
     With `epochs=None` training stops early (`patience` epochs without improvement,
     at most `max_epochs`) and the best epoch's weights are restored; with a fixed
     number of `epochs` the last epoch is kept. Past `deadline` training stops at the
-    next batch end, after at least one epoch.
+    next batch end, after at least one epoch. A `stop_rule` that finds the trial
+    hopeless stops it at that epoch's end; the kept epoch is then, as ever, the best
+    so far with early stopping and the last with fixed epochs.
 
     Args:
         model: a compiled model.
@@ -128,16 +174,19 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
             the one with the lowest validation loss.
         callbacks: more Keras callbacks (the user's, the progress display's).
         class_weight: class index -> weight of its samples in the loss.
+        stop_rule: a `StopHopeless` callback, or None.
 
     Returns:
         (scores, kept, info): the objective of every epoch, the index of the kept
-        epoch, and `epoch_timing` of the run with the kept epoch's `val_loss`.
+        epoch, and `epoch_timing` of the run with the kept epoch's `val_loss`, the
+        objective per epoch as `curve` (rounded to 6 digits; None where not finite)
+        and, when `stop_rule` stopped the training, its reason as `stopped_early`.
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (training stops at that batch).
     """
     nan_stop, timer = StopOnNonFinite(), StopAtDeadline(deadline, min_epochs=1)
-    callbacks = [nan_stop, timer, *(callbacks or [])]
+    callbacks = [nan_stop, timer, *([stop_rule] if stop_rule else []), *(callbacks or [])]
     stopper = None
     if epochs is None:
         monitor, mode = ("val_loss", "min") if monitor_loss else (objective, direction)
@@ -161,6 +210,9 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
     info = epoch_timing(timer.epoch_ends)
     if history.get("val_loss"):
         info["val_loss"] = float(history["val_loss"][kept])
+    info["curve"] = [round(v, 6) if math.isfinite(v) else None for v in scores]
+    if stop_rule is not None and stop_rule.reason:
+        info["stopped_early"] = stop_rule.reason
     return scores, kept, info
 
 

@@ -276,13 +276,16 @@ def final_seconds(summaries: list[dict], members: int, sign: float) -> float:
 def trial_line(trial_id: str, objective: str, score: float, summary: dict,
                worker: bool = False) -> str:  # fmt: skip
     """The line shown when a trial ends, e.g. "trial 3: val_accuracy=0.9861 (374,026 params,
-    10 epochs, 9.1 s, grown from trial 1)"; `worker` adds which worker trained it."""
+    10 epochs, 9.1 s, grown from trial 1)"; `worker` adds which worker trained it, and
+    "stopped early" follows the epochs of a trial a stopping rule ended."""
     folds = int(summary.get("folds", 0))
     cv = f", mean of {folds} folds" if folds else ""
     where = f" on {summary.get('worker', '?')}" if worker else ""
     grown = f", grown from trial {summary['parent']}" if summary.get("parent") else ""
+    stopped = ", stopped early" if summary.get("stopped_early") else ""
     return (f"trial {trial_id}: {objective}={score:.4f}{cv} ({summary.get('params', 0):,} params, "
-            f"{summary.get('epochs')} epochs, {summary.get('seconds', 0):.1f} s{where}{grown})")  # fmt: skip
+            f"{summary.get('epochs')} epochs{stopped}, {summary.get('seconds', 0):.1f} s{where}"
+            f"{grown})")  # fmt: skip
 
 
 def last_line(message: str | None) -> str | None:
@@ -307,6 +310,7 @@ _BACKENDS = {
     "bayesian": "automl.engine.graph_search:GraphSearch",
     "evolution": "automl.engine.graph_search:GraphSearch",
     "random": "automl.engine.graph_search:GraphSearch",
+    "naswot": "automl.engine.graph_search:GraphSearch",
     "milenas": "automl.engine.cell_search:CellSearch",
     "darts": "automl.engine.cell_search:CellSearch",
 }

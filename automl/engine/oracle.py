@@ -33,6 +33,7 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from automl.engine.base import (
+    epoch_costs,
     final_seconds,
     last_line,
     seconds_to_start,
@@ -97,13 +98,17 @@ class StrategyOracle(keras_tuner.Oracle):
         return -1.0 if self.objective.direction == "min" else 1.0
 
     def observations(self) -> list[Observation]:
-        """Finished trials in trial order, with scores turned higher-is-better."""
+        """Finished trials in trial order, with scores turned higher-is-better and their
+        measured seconds per epoch (after the first, which includes tracing)."""
         out = []
         for trial_id in sorted(self.trials, key=trial_order):
             trial = self.trials[trial_id]
             if trial.status == trial_module.TrialStatus.COMPLETED and trial.score is not None:
                 arch = self.space.loads(trial.hyperparameters.values[ARCH])
-                out.append(Observation(arch, self._sign() * float(trial.score), trial_id))
+                summary = read_json(os.path.join(self._get_trial_dir(trial_id), SUMMARY_FILE), {})
+                seconds = epoch_costs(summary)[1] if summary.get("seconds") else None
+                out.append(Observation(arch, self._sign() * float(trial.score), trial_id,
+                                       seconds or None))  # fmt: skip
         return out
 
     def pending(self) -> list:

@@ -9,6 +9,14 @@ reports the score: the validation metric of the epoch whose weights are kept
 (early stopping restores the best epoch, so the score describes the saved model;
 with a fixed number of epochs the kept epoch is the last).
 
+With a `stopping` rule (`automl.stopping`) a trial whose learning curve looks
+hopeless against the finished trials stops early; it is still a COMPLETED trial,
+scored at its kept epoch (the best so far with early stopping), and its summary
+says why (`stopped_early`). Every summary records the objective per epoch
+(`curve`), the history the rules read. Cross-validated trials are never stopped
+(their folds would need one decision), and a distributed worker sees only its own
+copy of the oracle's trials, so it stops less.
+
 A trial that cannot finish raises keras-tuner's `FailedTrialError`: keras-tuner
 records it as FAILED with the reason as its message, and the search goes on. That
 covers a loss that became NaN (training stops at that batch), running out of
@@ -28,6 +36,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 from keras_tuner.engine import base_tuner
+from keras_tuner.engine.trial import TrialStatus
 from keras_tuner.errors import FailedTrialError
 
 from automl.engine.base import final_builds, trial_line
@@ -35,7 +44,9 @@ from automl.engine.oracle import ARCH, PARENT, SUMMARY_FILE, StrategyOracle
 from automl.engine.project import DamagedFileError, checksum, read_json, write_json
 from automl.graph.architecture import ArchitectureGraph
 from automl.progress import SearchProgress
+from automl.stopping import StoppingRule, make_rule
 from automl.training import (
+    StopHopeless,
     TrainingDiverged,
     fit_trial,
     inference_ms,
@@ -64,6 +75,8 @@ class GraphTuner(base_tuner.BaseTuner):
             kernel (see `automl.morphism.weights.inherit_weights`).
         progress: the `SearchProgress` that shows the trials (None: silent).
         fit_options: run name -> more `fit_trial` arguments (callbacks, class weights).
+        stopping: the rule that stops hopeless trials: "curve", "median", "halving"
+            (see `automl.stopping.make_rule`), a `StoppingRule`, or None to stop none.
         directory, project_name, overwrite: as in keras-tuner.
     """
 
@@ -71,7 +84,8 @@ class GraphTuner(base_tuner.BaseTuner):
                  epochs: int | None = None,
                  patience: int = 5, max_epochs: int = 200, folds: list | None = None,
                  noise_std: float = 0.0, widen_noise: float = 0.0, progress=None,
-                 fit_options: Callable[[str], dict] | None = None, directory=None,
+                 fit_options: Callable[[str], dict] | None = None,
+                 stopping: str | StoppingRule | None = None, directory=None,
                  project_name=None, overwrite=False):  # fmt: skip
         self.build_fn = build_fn
         self.make_dataset = make_dataset
@@ -83,6 +97,12 @@ class GraphTuner(base_tuner.BaseTuner):
         self.widen_noise = widen_noise
         self.progress = progress or SearchProgress(0, oracle.max_trials)
         self.fit_options = fit_options or (lambda run: {})
+        self.stopping = stopping
+        self.stop_rule = (
+            stopping
+            if isinstance(stopping, StoppingRule)
+            else make_rule(stopping, epochs=epochs, patience=patience, max_epochs=max_epochs)
+        )
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):  # keras-tuner prints "Reloading Tuner ..."
             super().__init__(oracle, directory=directory, project_name=project_name,
@@ -173,13 +193,33 @@ class GraphTuner(base_tuner.BaseTuner):
         self.progress.trial_ended(next(iter(result.values())), line)
         return result
 
+    def _stopper(self) -> StopHopeless | None:
+        """The callback that stops a hopeless trial, from the COMPLETED trials' curves and
+        scores; None without a rule, with cross-validation, or before any trial finished."""
+        if self.stop_rule is None or self.folds:
+            return None
+        curves, scores = [], []
+        for trial_id, trial in list(self.oracle.trials.items()):
+            if trial.status != TrialStatus.COMPLETED or trial.score is None:
+                continue
+            scores.append(float(trial.score))
+            curve = self.trial_summary(trial_id).get("curve")
+            if curve:  # trials of an older version have none
+                curves.append([float("nan") if v is None else float(v) for v in curve])
+        if not scores:
+            return None
+        objective = self.oracle.objective
+        best = max(scores) if objective.direction == "max" else min(scores)
+        return StopHopeless(self.stop_rule, objective.name, objective.direction, curves, best)
+
     def _train_trial(self, trial, train_data, validation_data):
         """Train the trial's model and save its weights and summary; (score, its line).
 
         With cross-validation folds the model is trained once per fold (a child from
         its parent's model of that fold), stopping early on the validation loss, and
         its score is the mean over the folds of the objective at the kept epochs; the
-        first fold's weights are the trial's model.
+        first fold's weights are the trial's model. Without folds, the stopping rule
+        may end the training early (`_stopper`).
 
         Args:
             trial: the keras-tuner trial.
@@ -195,6 +235,7 @@ class GraphTuner(base_tuner.BaseTuner):
         keras.utils.set_random_seed(self.oracle.search_seed * 1000 + int(trial.trial_id))
         name, parent = self.oracle.objective.name, values.get(PARENT, "")
         folds = self.folds or [(train_data, validation_data)]
+        stopper = self._stopper()
         try:
             model = self.build_fn(graph)
             build_seconds = time.time() - start
@@ -217,6 +258,7 @@ class GraphTuner(base_tuner.BaseTuner):
                                       epochs=self.epochs, max_epochs=self.max_epochs,
                                       patience=self.patience,
                                       deadline=deadline, monitor_loss=bool(self.folds),
+                                      stop_rule=stopper,
                                       **self.fit_options(f"trial_{trial.trial_id}")))  # fmt: skip
                 model.save_weights(self.weights_path(trial.trial_id, fold))
         except TrainingDiverged as err:
@@ -237,6 +279,7 @@ class GraphTuner(base_tuner.BaseTuner):
         if all("val_loss" in info for _, _, info in runs):
             timing["val_loss"] = float(np.mean([info["val_loss"] for _, _, info in runs]))
         sha = [checksum(self.weights_path(trial.trial_id, f)) for f in range(len(folds))]
+        # timing is fold 0's info: epoch times, val_loss, curve and any stopped_early reason
         summary = {"key": graph.key(), "params": graph.count_params(), "epochs": len(scores),
                    "best_epoch": kept + 1, "score": score,
                    "seconds": round(time.time() - start, 2), "parent": parent,

@@ -40,11 +40,13 @@ class SearchSpace(Protocol):
 
 @dataclass(frozen=True)
 class Observation:
-    """A finished trial as a strategy sees it: the architecture and its score (higher is better)."""
+    """A finished trial as a strategy sees it: the architecture, its score (higher is
+    better) and, where measured, its training seconds per epoch."""
 
     arch: Any
     score: float
     trial_id: str | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ _REGISTRY: dict[str, str] = {
     "random": "automl.search.random:RandomSearch",
     "evolution": "automl.search.evolution:RegularizedEvolution",
     "bayesian": "automl.search.bayesian:BayesianOptimization",
+    "naswot": "automl.search.naswot:ScreeningSearch",
 }
 
 

@@ -27,8 +27,18 @@ Defaults, and why (chosen on the NAS-Bench-201 CIFAR-100 table with
 
 Measured results: benchmarks/README.md.
 
-The strategy keeps no state: the GP is rebuilt from the history each time, so a
-resumed search proposes exactly as the original would.
+Two options use more than the scores, for searches where trials cost real time:
+
+- `cost_aware`: expected improvement per predicted second (EI / cost**`cost_exponent`),
+  the cost a regression of the finished trials' seconds per epoch on the space's
+  `cost_features` (`automl.search.cost`). Without it a time-limited search tends to
+  grow every child to the size cap, where EI is largest and each trial slowest.
+- `screen_top`: the `screen_top` candidates of highest acquisition are scored by the
+  space's `screen` (a training-free score such as NASWOT, `automl.screening`) and
+  those below the median score of the group are dropped before the best is taken.
+
+The strategy keeps no state: the GP and the cost model are rebuilt from the history
+each time, so a resumed search proposes exactly as the original would.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from automl.search.base import Observation, Proposal, SearchSpace, Strategy, fresh_sample
+from automl.search.cost import CostModel
 
 KERNELS = {
     "wl": "automl.kernels.wl:WLKernel",
@@ -71,6 +82,12 @@ class BayesianOptimization(Strategy):
             before the GP fit (0 fits the raw scores).
         noise_bounds: range of the noise variance relative to the signal variance.
         t0, cooling, t_min: the annealing schedule.
+        cost_aware: divide the acquisition by the predicted seconds per epoch (relative
+            to the median trial's) to the power `cost_exponent`; needs a space with
+            `cost_features` and timed trials (`Observation.seconds`).
+        cost_exponent: 1 is EI per second; 0 ignores the cost.
+        screen_top: how many of the best candidates the space's `screen` scores before
+            the choice (0: no screening; needs a space with a `screen`).
     """
 
     name = "bayesian"
@@ -78,7 +95,9 @@ class BayesianOptimization(Strategy):
     def __init__(self, kernel: str = DEFAULT_KERNEL, kernel_params: dict | None = None,
                  acquisition: str = "ei", beta: float = 2.576, n_initial: int = 10,
                  floor_quantile: float = 0.5, noise_bounds=(1e-6, 1.0),
-                 t0: float = 1.0, cooling: float = 0.9, t_min: float = 1e-4):  # fmt: skip
+                 t0: float = 1.0, cooling: float = 0.9, t_min: float = 1e-4,
+                 cost_aware: bool = False, cost_exponent: float = 1.0,
+                 screen_top: int = 0):  # fmt: skip
         if acquisition not in ("ucb", "ei"):
             raise ValueError(f"acquisition must be 'ucb' or 'ei'. Received: {acquisition!r}.")
         if kernel not in KERNELS:
@@ -92,14 +111,21 @@ class BayesianOptimization(Strategy):
         self.n_initial = n_initial
         self.floor_quantile = floor_quantile
         self.noise_bounds = tuple(noise_bounds)
+        if screen_top < 0 or cost_exponent < 0:
+            raise ValueError(f"screen_top and cost_exponent must be >= 0. Received: "
+                             f"screen_top={screen_top!r}, cost_exponent={cost_exponent!r}.")  # fmt: skip
         self.t0, self.cooling, self.t_min = t0, cooling, t_min
+        self.cost_aware = bool(cost_aware)
+        self.cost_exponent = float(cost_exponent)
+        self.screen_top = int(screen_top)
 
     def get_config(self) -> dict:
         return {"kernel": self.kernel, "kernel_params": self.kernel_params,
                 "acquisition": self.acquisition, "beta": self.beta,
                 "n_initial": self.n_initial, "floor_quantile": self.floor_quantile,
                 "noise_bounds": list(self.noise_bounds), "t0": self.t0,
-                "cooling": self.cooling, "t_min": self.t_min}  # fmt: skip
+                "cooling": self.cooling, "t_min": self.t_min, "cost_aware": self.cost_aware,
+                "cost_exponent": self.cost_exponent, "screen_top": self.screen_top}  # fmt: skip
 
     # ------------------------------------------------------------------ model
     def fit_gp(self, space: SearchSpace, history: Sequence[Observation]) -> GraphGP:
@@ -110,16 +136,29 @@ class BayesianOptimization(Strategy):
         gp = GraphGP(make_kernel(self.kernel, **self.kernel_params), self.noise_bounds)
         return gp.fit([space.to_graph(o.arch) for o in history], y)
 
-    def acquire(self, gp, graphs: list, best: float) -> np.ndarray:
-        """Acquisition values (higher is better) of graphs."""
+    def fit_cost(self, space: SearchSpace, history: Sequence[Observation]) -> CostModel | None:
+        """The cost model of the timed trials (None unless `cost_aware` and there are some)."""
+        timed = [o for o in history if o.seconds]
+        if not self.cost_aware or not timed or not hasattr(space, "cost_features"):
+            return None
+        return CostModel().fit([space.cost_features(o.arch) for o in timed],
+                               [o.seconds for o in timed])  # fmt: skip
+
+    def acquire(self, gp, graphs: list, best: float, cost: np.ndarray | None = None) -> np.ndarray:
+        """Acquisition values (higher is better) of graphs; divided by `cost`**`cost_exponent`
+        when relative costs are given."""
         mu, sigma = gp.predict(graphs, return_std=True)
         if self.acquisition == "ucb":
-            return mu + self.beta * sigma
-        from scipy.stats import norm
+            values = mu + self.beta * sigma
+        else:
+            from scipy.stats import norm
 
-        sigma = np.maximum(sigma, 1e-12)
-        z = (mu - best) / sigma
-        return (mu - best) * norm.cdf(z) + sigma * norm.pdf(z)
+            sigma = np.maximum(sigma, 1e-12)
+            z = (mu - best) / sigma
+            values = (mu - best) * norm.cdf(z) + sigma * norm.pdf(z)
+        if cost is None:
+            return values
+        return values / np.maximum(cost, 1e-3) ** self.cost_exponent
 
     # ------------------------------------------------------------------ search
     def propose(
@@ -130,17 +169,26 @@ class BayesianOptimization(Strategy):
         pending=(),
     ) -> Proposal:
         seen = self.seen_keys(space, history, pending)
+        cost_model = self.fit_cost(space, history)
         if len(history) < max(self.n_initial, 2):
-            return Proposal(fresh_sample(space, seen, rng))
+            return Proposal(self.initial_sample(space, seen, rng, cost_model))
         gp = self.fit_gp(space, history)
         best_score = max(o.score for o in history)
-        root_values = self.acquire(gp, [space.to_graph(o.arch) for o in history], best_score)
+
+        def acquire(archs: list) -> np.ndarray:
+            cost = None
+            if cost_model is not None:
+                cost = cost_model.relative_cost([space.cost_features(a) for a in archs])
+            return self.acquire(gp, [space.to_graph(a) for a in archs], best_score, cost)
+
+        root_values = acquire([o.arch for o in history])
         scale = float(np.std([o.score for o in history])) or 1.0
         heap = [(-v, i, o.arch, o) for i, (v, o) in enumerate(zip(root_values, history))]
         heapq.heapify(heap)
         counter = len(heap)
         visited = set(seen)
         best = None  # (value, arch, root)
+        scored = []  # every (value, arch, root) the search valued
         temperature = self.t0
         while heap and temperature > self.t_min:
             value, _, arch, root = heapq.heappop(heap)
@@ -152,16 +200,48 @@ class BayesianOptimization(Strategy):
                 children = [c for c in space.neighbours(arch, rng) if space.key(c) not in visited]
                 if children:
                     visited.update(space.key(c) for c in children)
-                    values = self.acquire(gp, [space.to_graph(c) for c in children], best_score)
-                    for child, child_value in zip(children, values):
+                    for child, child_value in zip(children, acquire(children)):
                         heapq.heappush(heap, (-child_value, counter, child, root))
                         counter += 1
+                        scored.append((float(child_value), child, root))
                         if best is None or child_value > best[0]:
                             best = (float(child_value), child, root)
             temperature *= self.cooling
         if best is None:
             return Proposal(fresh_sample(space, seen, rng))
+        if self.screen_top and getattr(space, "screen", None) is not None:
+            best = self.screened(space, scored)
         return Proposal(best[1], best[2])
+
+    def initial_sample(self, space: SearchSpace, seen: set, rng: np.random.Generator,
+                       cost_model: CostModel | None):  # fmt: skip
+        """A proposal before the first GP: the space's unseen default, else a fresh sample;
+        with screening, the best screened of `screen_top` samples (with a cost model, of
+        those predicted no costlier than the median finished trial, if any)."""
+        defaults = [a for a in getattr(space, "initial", list)() if space.key(a) not in seen]
+        if defaults or not self.screen_top or getattr(space, "screen", None) is None:
+            return fresh_sample(space, seen, rng)
+        pool = {}
+        for _ in range(self.screen_top):
+            arch = fresh_sample(space, seen | set(pool), rng)
+            pool.setdefault(space.key(arch), arch)
+        archs = list(pool.values())
+        if cost_model is not None:
+            cost = cost_model.relative_cost([space.cost_features(a) for a in archs])
+            archs = [a for a, c in zip(archs, cost) if c <= 1.0] or archs
+        scores = np.asarray(space.screen(archs), dtype=float)
+        return archs[int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))]
+
+    def screened(self, space: SearchSpace, scored: list) -> tuple:
+        """The best-valued of the `screen_top` top candidates whose screening score is at
+        least the median of theirs (all of them when no score is finite)."""
+        top = sorted(scored, key=lambda t: -t[0])[: self.screen_top]
+        scores = np.asarray(space.screen([arch for _, arch, _ in top]), dtype=float)
+        finite = scores[np.isfinite(scores)]
+        if not len(finite):
+            return top[0]
+        cut = float(np.median(finite))
+        return next(t for t, score in zip(top, scores) if score >= cut)
 
 
 def _lml(candidate) -> float:

@@ -48,6 +48,9 @@ _INITIAL = {"image": ("small_cnn",), "table": ("linear", "mlp")}
 class MorphismSpace:
     """Layer graphs for one task: sampled from seed graphs, grown by network morphism.
 
+    `screen`, when set (the search engine sets it to `automl.screening.GraphScreener`),
+    scores a list of graphs without training them, higher meaning more promising.
+
     Args:
         input_shape: shape the graph starts from, (H, W, C) for images or (features,).
         units: size of the output layer.
@@ -64,6 +67,7 @@ class MorphismSpace:
         self.max_model_size = max_model_size or DEFAULT_MAX_MODEL_SIZE
         self.kind = "image" if len(self.input_shape) == 3 else "table"
         self.choices = _IMAGE_CHOICES if self.kind == "image" else _TABLE_CHOICES
+        self.screen = None  # graphs -> training-free scores; the search engine sets it
 
     def _build(self, family: str, sizes: dict) -> ArchitectureGraph:
         return seeds.SEEDS[family](self.input_shape, self.units, self.activation, **sizes)
@@ -95,6 +99,12 @@ class MorphismSpace:
 
     def to_graph(self, arch: ArchitectureGraph) -> ArchitectureGraph:
         return arch
+
+    def cost_features(self, arch: ArchitectureGraph) -> np.ndarray:
+        """What predicts a graph's seconds per epoch (`automl.graph.cost.cost_features`)."""
+        from automl.graph.cost import cost_features
+
+        return cost_features(arch)
 
     def key(self, arch: ArchitectureGraph) -> str:
         return arch.key()

@@ -1,0 +1,256 @@
+"""How good a model does the default `ImageClassifier` give within a time limit? An ablation.
+
+For each dataset, time limit, variant and seed, a default `ImageClassifier(time_limit=T,
+seed=S)` is fit in a fresh process and a fresh project, and scored on a held-out test
+set. Variants switch the search's speed-ups on one at a time, from the search as it
+was before them ("before") to the default ("after"):
+
+- `before`: plain expected improvement, no screening, no trial stopping, widened
+  copies exact (no symmetry-breaking noise);
+- `+cost`: expected improvement per predicted second;
+- `+screen`: the best 8 candidates of the acquisition screened by NASWOT;
+- `+stop`: learning-curve stopping of trials that cannot beat the best one;
+- `+noise`: noise on widened copies;
+- `after`: all of them (the library's defaults).
+
+Datasets: `digits` (scikit-learn's 8x8 digits with the fixed test split of
+`automl fit digits`) and `digits28` (4,000 training and 1,000 test 28x28 images from
+`benchmarks/image_set.py`, seed 0). Recorded per run: test accuracy, best
+validation accuracy, fit seconds, trials (finished and stopped early), the
+parameter count of every trial, the best validation accuracy against seconds since
+the fit began, and every trial's validation curve. The curves of the runs without
+stopping are then replayed under each stopping rule (`automl.stopping.replay`): the
+epochs each rule saves, and whether it would have stopped the search's best trial.
+
+Runs go one at a time (they share the machine's cores, as a user's fit would);
+results are appended to the JSON as they finish, and a rerun with the same
+`--json` skips the runs already there.
+
+Usage:
+    python benchmarks/anytime.py [--quick] [--json OUT] [--datasets digits digits28]
+        [--limits 2m 5m] [--seeds 0 1 2] [--variants before after] [--plan PLAN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+VARIANTS = {
+    "before": {"cost_aware": False, "screen_top": 0, "stopping": None, "widen_noise": 0.0},
+    "+cost": {"cost_aware": True, "screen_top": 0, "stopping": None, "widen_noise": 0.0},
+    "+screen": {"cost_aware": False, "screen_top": 8, "stopping": None, "widen_noise": 0.0},
+    "+stop": {"cost_aware": False, "screen_top": 0, "stopping": "curve", "widen_noise": 0.0},
+    "+noise": {"cost_aware": False, "screen_top": 0, "stopping": None, "widen_noise": 0.01},
+    "after": {},  # the library's defaults
+}
+# (dataset, limit, variants, seeds): what a full run measures, most telling first
+PLANS = {
+    "full": [
+        ("digits28", "2m", ["before", "after"], [0, 1, 2]),
+        ("digits", "2m", ["after"], [0, 1, 2, 3, 4]),
+        ("digits28", "5m", ["before"], [0, 1, 2]),
+        ("digits28", "2m", ["+cost", "+screen", "+stop"], [0, 1, 2]),
+        ("digits", "2m", ["before"], [0, 1, 2]),
+    ],
+    "quick": [("digits", "30s", ["before", "after"], [0])],
+}
+
+
+# ---------------------------------------------------------------------- one run
+def load(dataset: str):
+    """(x_train, y_train, x_test, y_test) of a dataset."""
+    if dataset == "digits":
+        from automl.datasets import load_builtin
+
+        split = load_builtin("digits")
+        return split.x_train, split.y_train, split.x_test, split.y_test
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from image_set import make_image_set
+
+    data = make_image_set(n_train=4000, n_test=1000, seed=0)
+    return data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+
+
+def apply_variant(name: str) -> None:
+    """Set the search's switches to those of a variant (in this process)."""
+    from automl.engine import graph_search
+
+    settings = VARIANTS[name]
+    if not settings:
+        return
+    graph_search.STRATEGY_ARGS["bayesian"].update(cost_aware=settings["cost_aware"],
+                                                  screen_top=settings["screen_top"])  # fmt: skip
+    graph_search.TRIAL_STOPPING = settings["stopping"]
+    graph_search.WIDEN_NOISE = settings["widen_noise"]
+
+
+def run_one(dataset: str, limit: str, variant: str, seed: int) -> dict:
+    """Fit the default ImageClassifier once; the run's record."""
+    import automl
+
+    apply_variant(variant)
+    x_train, y_train, x_test, y_test = load(dataset)
+    with tempfile.TemporaryDirectory() as directory:
+        clf = automl.ImageClassifier(time_limit=limit, seed=seed, directory=directory,
+                                     verbose=0)  # fmt: skip
+        start = time.time()
+        clf.fit(x_train, y_train)
+        seconds = time.time() - start
+        test = float(np.mean(clf.predict(x_test).ravel() == np.asarray(y_test).ravel()))
+        rows = clf.search_summary().to_dict("records")
+        tuner = clf.backend_.tuner
+        curves, stopped, done = {}, 0, []
+        for row in rows:
+            summary = tuner.trial_summary(row["trial_id"])
+            if summary.get("curve"):
+                curves[row["trial_id"]] = summary["curve"]
+            stopped += bool(summary.get("stopped_early"))
+            if summary.get("finished_at") and row["score"] == row["score"]:
+                done.append({**row, "finished_at": summary["finished_at"]})
+    done.sort(key=lambda r: r["finished_at"])
+    best, anytime = -1.0, []
+    for r in done:
+        best = max(best, float(r["score"]))
+        anytime.append([round(float(r["finished_at"]) - start, 1), round(best, 4)])
+    return {"dataset": dataset, "limit": limit, "variant": variant, "seed": seed,
+            "test_accuracy": round(test, 4), "best_val": round(best, 4),
+            "fit_seconds": round(seconds, 1), "trials": len(done), "stopped_early": stopped,
+            "params": [int(r["params"]) for r in done], "anytime": anytime,
+            "curves": curves}  # fmt: skip
+
+
+# ---------------------------------------------------------------------- table
+def replay_rules(runs: list[dict]) -> dict:
+    """Each stopping rule replayed on the curves of the runs that stopped no trial."""
+    from automl.stopping import make_rule, replay
+
+    out = {}
+    full = [r for r in runs if r["variant"] in ("before", "+cost", "+screen", "+noise")]
+    for name in ("curve", "median", "halving"):
+        totals = {"epochs": 0, "epochs_full": 0, "stopped": 0, "trials": 0,
+                  "best_lost": 0, "regret": 0.0, "searches": 0}  # fmt: skip
+        for run in full:
+            curves = [run["curves"][k] for k in sorted(run["curves"], key=int)]
+            if len(curves) < 2:
+                continue
+            result = replay(curves, make_rule(name), "max")
+            totals["epochs"] += result["epochs"]
+            totals["epochs_full"] += result["epochs_full"]
+            totals["stopped"] += result["stopped"]
+            totals["trials"] += len(curves)
+            totals["best_lost"] += result["regret"] > 1e-9
+            totals["regret"] = round(totals["regret"] + result["regret"], 4)
+            totals["searches"] += 1
+        if totals["epochs_full"]:
+            totals["epochs_saved"] = round(1 - totals["epochs"] / totals["epochs_full"], 3)
+        out[name] = totals
+    return out
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Mean and spread per (dataset, limit, variant)."""
+    groups: dict[tuple, list] = {}
+    for run in runs:
+        groups.setdefault((run["dataset"], run["limit"], run["variant"]), []).append(run)
+    rows = []
+    for (dataset, limit, variant), group in groups.items():
+        test = [r["test_accuracy"] for r in group]
+        rows.append({"dataset": dataset, "limit": limit, "variant": variant,
+                     "seeds": sorted(r["seed"] for r in group),
+                     "test_mean": round(float(np.mean(test)), 4),
+                     "test_min": round(float(np.min(test)), 4),
+                     "best_val_mean": round(float(np.mean([r["best_val"] for r in group])), 4),
+                     "fit_seconds_mean": round(float(np.mean([r["fit_seconds"] for r in group])), 1),
+                     "trials_mean": round(float(np.mean([r["trials"] for r in group])), 1),
+                     "stopped_mean": round(float(np.mean([r["stopped_early"] for r in group])), 1),
+                     "median_params": int(np.median([p for r in group for p in r["params"]]))})  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    head = ("dataset", "limit", "variant", "seeds", "test mean", "test min", "best val",
+            "fit s", "trials", "stopped", "median params")  # fmt: skip
+    print(" | ".join(head))
+    for r in rows:
+        print(" | ".join(str(v) for v in (
+            r["dataset"], r["limit"], r["variant"], len(r["seeds"]), f"{r['test_mean']:.4f}",
+            f"{r['test_min']:.4f}", f"{r['best_val_mean']:.4f}", r["fit_seconds_mean"],
+            r["trials_mean"], r["stopped_mean"], f"{r['median_params']:,}")))  # fmt: skip
+
+
+# ---------------------------------------------------------------------- main
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="digits, 30 s, before/after, 1 seed")
+    parser.add_argument("--json", help="write (and resume) the results here")
+    parser.add_argument("--plan", choices=sorted(PLANS), default="full")
+    parser.add_argument("--datasets", nargs="+", help="only these datasets of the plan")
+    parser.add_argument("--limits", nargs="+", help="only these time limits of the plan")
+    parser.add_argument("--variants", nargs="+", help="only these variants of the plan")
+    parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds of the plan")
+    parser.add_argument(
+        "--one", nargs=4, metavar=("DATASET", "LIMIT", "VARIANT", "SEED"), help=argparse.SUPPRESS
+    )  # a child process: one run, JSON on stdout
+    args = parser.parse_args(argv)
+    if args.one:
+        dataset, limit, variant, seed = args.one
+        print("RESULT " + json.dumps(run_one(dataset, limit, variant, int(seed))))
+        return
+    plan = PLANS["quick" if args.quick else args.plan]
+    runs = []
+    if args.json and os.path.exists(args.json):
+        with open(args.json) as f:
+            runs = json.load(f).get("runs", [])
+    done = {(r["dataset"], r["limit"], r["variant"], r["seed"]) for r in runs}
+    todo = [(d, lim, v, s) for d, lim, variants, seeds in plan for v in variants for s in seeds
+            if (not args.datasets or d in args.datasets) and (not args.limits or lim in args.limits)
+            and (not args.variants or v in args.variants) and (not args.seeds or s in args.seeds)]  # fmt: skip
+    for key in todo:
+        if key in done:
+            continue
+        started = time.time()
+        proc = subprocess.run([sys.executable, __file__, "--one", *map(str, key)],
+                              capture_output=True, text=True)  # fmt: skip
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(f"run {key} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+            continue
+        runs.append(json.loads(line[len("RESULT ") :]))
+        r = runs[-1]
+        print(f"{key}: test {r['test_accuracy']:.4f}, best val {r['best_val']:.4f}, "
+              f"{r['trials']} trials ({r['stopped_early']} stopped), "
+              f"{time.time() - started:.0f} s", flush=True)  # fmt: skip
+        if args.json:
+            write(args.json, runs)
+    rows = summarise(runs)
+    print_table(rows)
+    replayed = replay_rules(runs)
+    for name, totals in replayed.items():
+        print(f"replay {name}: {totals}")
+    if args.json:
+        write(args.json, runs)
+
+
+def write(path: str, runs: list[dict]) -> None:
+    result = {"settings": {"variants": VARIANTS, "digits28": "4,000 train / 1,000 test, seed 0",
+                           "estimator": "ImageClassifier(time_limit=LIMIT, seed=SEED), "
+                                        "otherwise the defaults"},
+              "summary": summarise(runs), "stopping_replay": replay_rules(runs), "runs": runs}  # fmt: skip
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+    main()
