@@ -58,9 +58,8 @@ PLANS = {
     "full": [
         ("digits28", "2m", ["before", "after"], [0, 1, 2]),
         ("digits", "2m", ["after"], [0, 1, 2, 3, 4]),
-        ("digits28", "5m", ["before"], [0, 1, 2]),
-        ("digits28", "2m", ["+cost", "+screen", "+stop"], [0, 1, 2]),
-        ("digits", "2m", ["before"], [0, 1, 2]),
+        ("digits", "2m", ["before", "+cost", "+screen", "+stop"], [0, 1, 2]),
+        ("digits28", "5m", ["before", "after"], [0, 1, 2]),
     ],
     "quick": [("digits", "30s", ["before", "after"], [0])],
 }

@@ -149,7 +149,7 @@ class GraphSearch(SearchBackend):
         wanted = strategy.name == "naswot" or (
             getattr(strategy, "screen_top", 0) and space.kind in SCREEN_KINDS
         )
-        if not wanted:
+        if not wanted or self.context.role.kind == "worker":  # a worker proposes nothing
             return
         import keras
 

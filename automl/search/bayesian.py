@@ -171,7 +171,7 @@ class BayesianOptimization(Strategy):
         seen = self.seen_keys(space, history, pending)
         cost_model = self.fit_cost(space, history)
         if len(history) < max(self.n_initial, 2):
-            return Proposal(self.initial_sample(space, seen, rng, cost_model))
+            return Proposal(self.initial_sample(space, history, seen, rng, cost_model))
         gp = self.fit_gp(space, history)
         best_score = max(o.score for o in history)
 
@@ -213,13 +213,16 @@ class BayesianOptimization(Strategy):
             best = self.screened(space, scored)
         return Proposal(best[1], best[2])
 
-    def initial_sample(self, space: SearchSpace, seen: set, rng: np.random.Generator,
-                       cost_model: CostModel | None):  # fmt: skip
+    def initial_sample(self, space: SearchSpace, history: Sequence[Observation], seen: set,
+                       rng: np.random.Generator, cost_model: CostModel | None):  # fmt: skip
         """A proposal before the first GP: the space's unseen default, else a fresh sample;
-        with screening, the best screened of `screen_top` samples (with a cost model, of
-        those predicted no costlier than the median finished trial, if any)."""
+        with screening, once a trial has finished, the best screened of `screen_top`
+        samples (with a cost model, of those predicted no costlier than the median
+        finished trial, if any). The first trial is never screened: it is the default,
+        or the plain sample a search without screening would train."""
         defaults = [a for a in getattr(space, "initial", list)() if space.key(a) not in seen]
-        if defaults or not self.screen_top or getattr(space, "screen", None) is None:
+        if (defaults or not history or not self.screen_top
+                or getattr(space, "screen", None) is None):  # fmt: skip
             return fresh_sample(space, seen, rng)
         pool = {}
         for _ in range(self.screen_top):
