@@ -21,6 +21,7 @@ measure the epochs it saves and the score it loses.
 
 from __future__ import annotations
 
+import abc
 import math
 import warnings
 from collections.abc import Sequence
@@ -51,7 +52,7 @@ def _bests_up_to(finished: list[np.ndarray], epoch: int) -> list[float]:
     return [b for b in bests if math.isfinite(b)]
 
 
-class StoppingRule:
+class StoppingRule(abc.ABC):
     """Decides from learning curves whether a running trial should stop.
 
     Subclasses implement `_check` on higher-is-better values.
@@ -90,11 +91,11 @@ class StoppingRule:
         return self._check(_oriented(curve, sign), finished, best, name, show,
                            "<" if sign > 0 else ">")  # fmt: skip
 
+    @abc.abstractmethod
     def _check(self, y, finished, best, name, show, worse) -> str | None:
         """The rule on higher-is-better values: `y` the curve and `finished` the finished
         curves (arrays, -inf where not finite), `best` the incumbent or None; `show`
         writes a value in the objective's units, `worse` is its "<" or ">"."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())

@@ -10,8 +10,7 @@ was before them ("before") to the default ("after"):
 - `+cost`: expected improvement per predicted second;
 - `+screen`: the best 8 candidates of the acquisition screened by NASWOT;
 - `+stop`: learning-curve stopping of trials that cannot beat the best one;
-- `+noise`: noise on widened copies;
-- `after`: all of them (the library's defaults).
+- `after`: all of them, and noise on widened copies (the library's defaults).
 
 Datasets: `digits` (scikit-learn's 8x8 digits with the fixed test split of
 `automl fit digits`) and `digits28` (4,000 training and 1,000 test 28x28 images from
@@ -50,7 +49,6 @@ VARIANTS = {
     "+cost": {"cost_aware": True, "screen_top": 0, "stopping": None, "widen_noise": 0.0},
     "+screen": {"cost_aware": False, "screen_top": 8, "stopping": None, "widen_noise": 0.0},
     "+stop": {"cost_aware": False, "screen_top": 0, "stopping": "curve", "widen_noise": 0.0},
-    "+noise": {"cost_aware": False, "screen_top": 0, "stopping": None, "widen_noise": 0.01},
     "after": {},  # the library's defaults
 }
 # (dataset, limit, variants, seeds): what a full run measures, most telling first
@@ -134,7 +132,7 @@ def replay_rules(runs: list[dict]) -> dict:
     from automl.stopping import make_rule, replay
 
     out = {}
-    full = [r for r in runs if r["variant"] in ("before", "+cost", "+screen", "+noise")]
+    full = [r for r in runs if VARIANTS[r["variant"]].get("stopping", "curve") is None]
     for name in ("curve", "median", "halving"):
         totals = {"epochs": 0, "epochs_full": 0, "stopped": 0, "trials": 0,
                   "best_lost": 0, "regret": 0.0, "searches": 0}  # fmt: skip
@@ -230,21 +228,22 @@ def main(argv=None) -> None:
               f"{r['trials']} trials ({r['stopped_early']} stopped), "
               f"{time.time() - started:.0f} s", flush=True)  # fmt: skip
         if args.json:
-            write(args.json, runs)
-    rows = summarise(runs)
-    print_table(rows)
-    replayed = replay_rules(runs)
-    for name, totals in replayed.items():
+            write(args.json, results(runs))
+    result = results(runs)
+    print_table(result["summary"])
+    for name, totals in result["stopping_replay"].items():
         print(f"replay {name}: {totals}")
-    if args.json:
-        write(args.json, runs)
 
 
-def write(path: str, runs: list[dict]) -> None:
-    result = {"settings": {"variants": VARIANTS, "digits28": "4,000 train / 1,000 test, seed 0",
-                           "estimator": "ImageClassifier(time_limit=LIMIT, seed=SEED), "
-                                        "otherwise the defaults"},
-              "summary": summarise(runs), "stopping_replay": replay_rules(runs), "runs": runs}  # fmt: skip
+def results(runs: list[dict]) -> dict:
+    """What the JSON holds: the settings, the summary table, the stopping replay, the runs."""
+    return {"settings": {"variants": VARIANTS, "digits28": "4,000 train / 1,000 test, seed 0",
+                         "estimator": "ImageClassifier(time_limit=LIMIT, seed=SEED), "
+                                      "otherwise the defaults"},
+            "summary": summarise(runs), "stopping_replay": replay_rules(runs), "runs": runs}  # fmt: skip
+
+
+def write(path: str, result: dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)

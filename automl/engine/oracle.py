@@ -236,7 +236,9 @@ class StrategyOracle(keras_tuner.Oracle):
             return True
         if self.time_left() <= 0:  # (also when no worker came)
             return True
-        return bool(self.observations()) and self.time_left() <= self.seconds_needed()
+        finished = any(t.status == trial_module.TrialStatus.COMPLETED and t.score is not None
+                       for t in self.trials.values())  # fmt: skip
+        return finished and self.time_left() <= self.seconds_needed()
 
     def describe_end(self, trial_id: str) -> tuple[float | None, str]:
         """(score or None, a line) for a trial a worker ended."""

@@ -97,7 +97,6 @@ class GraphTuner(base_tuner.BaseTuner):
         self.widen_noise = widen_noise
         self.progress = progress or SearchProgress(0, oracle.max_trials)
         self.fit_options = fit_options or (lambda run: {})
-        self.stopping = stopping
         self.stop_rule = (
             stopping
             if isinstance(stopping, StoppingRule)

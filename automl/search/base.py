@@ -83,6 +83,12 @@ class Strategy:
         return {space.key(o.arch) for o in history} | {space.key(a) for a in pending}
 
 
+def screen_scores(space: SearchSpace, archs: Sequence[Any]) -> np.ndarray:
+    """The space's training-free scores of `archs` (its `screen`), -inf where not finite."""
+    scores = np.asarray(space.screen(list(archs)), dtype=float)
+    return np.where(np.isfinite(scores), scores, -np.inf)
+
+
 def fresh_sample(space: SearchSpace, seen: set, rng: np.random.Generator, tries: int = 100):
     """An unseen default of the space (`space.initial()`, if it has one), else a random one.
 

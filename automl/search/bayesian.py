@@ -51,7 +51,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from automl.search.base import Observation, Proposal, SearchSpace, Strategy, fresh_sample
+from automl.search.base import (
+    Observation,
+    Proposal,
+    SearchSpace,
+    Strategy,
+    fresh_sample,
+    screen_scores,
+)
 from automl.search.cost import CostModel
 
 KERNELS = {
@@ -232,14 +239,13 @@ class BayesianOptimization(Strategy):
         if cost_model is not None:
             cost = cost_model.relative_cost([space.cost_features(a) for a in archs])
             archs = [a for a, c in zip(archs, cost) if c <= 1.0] or archs
-        scores = np.asarray(space.screen(archs), dtype=float)
-        return archs[int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))]
+        return archs[int(np.argmax(screen_scores(space, archs)))]
 
     def screened(self, space: SearchSpace, scored: list) -> tuple:
         """The best-valued of the `screen_top` top candidates whose screening score is at
         least the median of theirs (all of them when no score is finite)."""
         top = sorted(scored, key=lambda t: -t[0])[: self.screen_top]
-        scores = np.asarray(space.screen([arch for _, arch, _ in top]), dtype=float)
+        scores = screen_scores(space, [arch for _, arch, _ in top])
         finite = scores[np.isfinite(scores)]
         if not len(finite):
             return top[0]

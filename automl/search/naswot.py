@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from automl.search.base import Observation, Proposal, SearchSpace, Strategy
+from automl.search.base import Observation, Proposal, SearchSpace, Strategy, screen_scores
 
 
 class ScreeningSearch(Strategy):
@@ -43,8 +43,7 @@ class ScreeningSearch(Strategy):
         rng: np.random.Generator,
         pending=(),
     ) -> Proposal:
-        screen = getattr(space, "screen", None)
-        if screen is None:
+        if getattr(space, "screen", None) is None:
             raise ValueError(f"Strategy 'naswot' needs a space that can screen candidates; "
                              f"{type(space).__name__} has no `screen`.")  # fmt: skip
         seen = self.seen_keys(space, history, pending)
@@ -65,6 +64,4 @@ class ScreeningSearch(Strategy):
         if not pool:  # the space seems exhausted: any sample
             return Proposal(space.sample(rng))
         proposals = list(pool.values())
-        scores = np.asarray(screen([p.arch for p in proposals]), dtype=float)
-        scores = np.where(np.isfinite(scores), scores, -np.inf)
-        return proposals[int(np.argmax(scores))]
+        return proposals[int(np.argmax(screen_scores(space, [p.arch for p in proposals])))]
