@@ -33,20 +33,26 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class StopAtDeadline(keras.callbacks.Callback):
-    """Stops training once `deadline` (a `time.time()` value) has passed.
+    """Stops training once `deadline` (a `time.time()` value) has passed, or at the
+    last epoch end that leaves room for another epoch within `budget` seconds.
 
-    Checked after every batch, so a long epoch does not run past the deadline; the
-    first `min_epochs` epochs always run, so a model is never left untrained. It
-    also records when each epoch ended (`epoch_ends`, seconds after training began).
+    The deadline is checked after every batch, so a long epoch does not run past it;
+    the budget at each epoch end, against the typical epoch so far (the first one
+    includes tracing), so no epoch is cut half-way. The first `min_epochs` epochs
+    always run, so a model is never left untrained. It also records when each epoch
+    ended (`epoch_ends`, seconds after training began).
 
     Args:
         deadline: the wall-clock time to stop at, or None for no limit.
         min_epochs: epochs that run whatever the time.
+        budget: seconds of training, or None for no limit.
     """
 
-    def __init__(self, deadline: float | None, min_epochs: int = 0):
+    def __init__(self, deadline: float | None, min_epochs: int = 0,
+                 budget: float | None = None):  # fmt: skip
         super().__init__()
         self.deadline = deadline
+        self.budget = budget
         self.min_epochs = min_epochs
         self.epochs_done = 0
         self.stopped = False
@@ -70,6 +76,13 @@ class StopAtDeadline(keras.callbacks.Callback):
         self.epochs_done += 1
         self.epoch_ends.append(time.time() - self.started)
         self._check()
+        if self.budget is None or self.epochs_done < self.min_epochs:
+            return
+        ends = self.epoch_ends
+        epoch = ends[0] if len(ends) == 1 else (ends[-1] - ends[0]) / (len(ends) - 1)
+        if ends[-1] + epoch > self.budget:
+            self.model.stop_training = True
+            self.stopped = True
 
 
 class StopHopeless(keras.callbacks.Callback):
@@ -148,7 +161,7 @@ def load_weights(model: keras.Model, path: str) -> None:
 def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str,
               direction: str, epochs: int | None = None, max_epochs: int = 200,
               patience: int = 5, deadline: float | None = None,
-              monitor_loss: bool = False, callbacks: list | None = None,
+              budget: float | None = None, monitor_loss: bool = False, callbacks: list | None = None,
               class_weight: dict | None = None,
               stop_rule: StopHopeless | None = None) -> tuple[list[float], int, dict]:  # fmt: skip
     """Train one trial's model; returns the objective per epoch and the epoch it keeps.
@@ -156,7 +169,8 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
     With `epochs=None` training stops early (`patience` epochs without improvement,
     at most `max_epochs`) and the best epoch's weights are restored; with a fixed
     number of `epochs` the last epoch is kept. Past `deadline` training stops at the
-    next batch end, after at least one epoch. A `stop_rule` that finds the trial
+    next batch end, after at least one epoch; with a `budget` of seconds it stops at
+    the last epoch end that leaves room for another epoch. A `stop_rule` that finds the trial
     hopeless stops it at that epoch's end; the kept epoch is then, as ever, the best
     so far with early stopping and the last with fixed epochs.
 
@@ -169,6 +183,7 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
         max_epochs: most epochs with early stopping.
         patience: early-stopping patience in epochs.
         deadline: a `time.time()` value, or None.
+        budget: seconds this training may take, or None.
         monitor_loss: stop early on the validation loss instead of the objective (a
             finer signal than accuracy on a few dozen rows); the kept epoch is then
             the one with the lowest validation loss.
@@ -185,7 +200,7 @@ def fit_trial(model: keras.Model, train_data, validation_data, *, objective: str
     Raises:
         TrainingDiverged: the loss became NaN or infinite (training stops at that batch).
     """
-    nan_stop, timer = StopOnNonFinite(), StopAtDeadline(deadline, min_epochs=1)
+    nan_stop, timer = StopOnNonFinite(), StopAtDeadline(deadline, min_epochs=1, budget=budget)
     callbacks = [nan_stop, timer, *([stop_rule] if stop_rule else []), *(callbacks or [])]
     stopper = None
     if epochs is None:

@@ -5,12 +5,18 @@ seed=S)` is fit in a fresh process and a fresh project, and scored on a held-out
 set. Variants switch the search's speed-ups on one at a time, from the search as it
 was before them ("before") to the default ("after"):
 
-- `before`: plain expected improvement, no screening, no trial stopping, widened
-  copies exact (no symmetry-breaking noise);
+- `before`: plain expected improvement, no screening, no trial stopping, no limit
+  on one trial's share of the time, widened copies exact (split outgoing weights,
+  no noise);
 - `+cost`: expected improvement per predicted second;
 - `+screen`: the best 8 candidates of the acquisition screened by NASWOT;
 - `+stop`: learning-curve stopping of trials that cannot beat the best one;
-- `after`: all of them, and noise on widened copies (the library's defaults).
+- `+share`: no trial trains for more than a third of the search's time;
+- `after`: all of them, and widened copies that start with zero outgoing weights
+  and noisy incoming ones (the library's defaults).
+
+Every variant uses the search loop's other rules as the library has them (for
+example, no trial starts whose predicted cost does not fit the time left).
 
 Datasets: `digits` (scikit-learn's 8x8 digits with the fixed test split of
 `automl fit digits`) and `digits28` (4,000 training and 1,000 test 28x28 images from
@@ -44,20 +50,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+# "before": plain EI, no screening, no stopping, exact widened copies, no trial share
+BEFORE = {"cost_aware": False, "screen_top": 0, "stopping": None, "widen_noise": 0.0,
+          "trial_share": None}  # fmt: skip
 VARIANTS = {
-    "before": {"cost_aware": False, "screen_top": 0, "stopping": None, "widen_noise": 0.0},
-    "+cost": {"cost_aware": True, "screen_top": 0, "stopping": None, "widen_noise": 0.0},
-    "+screen": {"cost_aware": False, "screen_top": 8, "stopping": None, "widen_noise": 0.0},
-    "+stop": {"cost_aware": False, "screen_top": 0, "stopping": "curve", "widen_noise": 0.0},
+    "before": BEFORE,
+    "+cost": {**BEFORE, "cost_aware": True},
+    "+screen": {**BEFORE, "screen_top": 8},
+    "+stop": {**BEFORE, "stopping": "curve"},
+    "+share": {**BEFORE, "trial_share": 1 / 3},
     "after": {},  # the library's defaults
 }
 # (dataset, limit, variants, seeds): what a full run measures, most telling first
 PLANS = {
     "full": [
-        ("digits28", "2m", ["before", "after"], [0, 1, 2]),
+        ("digits28", "2m", ["before", "+share", "after"], [0, 1, 2]),
         ("digits", "2m", ["after"], [0, 1, 2, 3, 4]),
         ("digits", "2m", ["before", "+cost", "+screen", "+stop"], [0, 1, 2]),
         ("digits28", "5m", ["before", "after"], [0, 1, 2]),
+        ("digits", "1m", ["before", "after"], [0, 1, 2]),
+        ("digits28", "1m", ["before", "after"], [0, 1, 2]),
     ],
     "quick": [("digits", "30s", ["before", "after"], [0])],
 }
@@ -89,6 +101,8 @@ def apply_variant(name: str) -> None:
                                                   screen_top=settings["screen_top"])  # fmt: skip
     graph_search.TRIAL_STOPPING = settings["stopping"]
     graph_search.WIDEN_NOISE = settings["widen_noise"]
+    graph_search.WIDEN_MODE = "split"  # exact copies: widening as it was
+    graph_search.TRIAL_SHARE = settings["trial_share"]
 
 
 def run_one(dataset: str, limit: str, variant: str, seed: int) -> dict:

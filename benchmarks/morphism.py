@@ -7,9 +7,9 @@ add_skip, concat_skip) one random child of it is made (deepen inserts a
 conv-BN-ReLU block after a ReLU, as Auto-Keras's deep morphism does) and trained
 for `--max-epochs` epochs in two runs:
 
-- inherited: from the parent's weights (`inherit_weights`, with `--widen-noise`
-  on the units a widen copies, relative to the layer's kernel std; the search
-  uses `automl.engine.graph_search.WIDEN_NOISE`);
+- inherited: from the parent's weights (`inherit_weights`, with `--widen-mode`
+  and `--widen-noise` on the units a widen copies, relative to the layer's kernel
+  std; the search uses `automl.engine.graph_search.WIDEN_MODE` and `WIDEN_NOISE`);
 - scratch: the same child graph from a fresh initialisation.
 
 Both runs use the same seed, the same Adam learning rate and batch size and the
@@ -32,8 +32,10 @@ Reported, as means over seeds:
 - for widen, parent continued @k next to the widened child's inherited @k: a
   wider network should end up at least as good as its parent given the same
   extra training; it can only if its copied units learn apart, which is what
-  the widen noise is for. `--compare-widen-noise` runs the widen child twice,
-  with noise 0 and with `--widen-noise`, to show the effect.
+  the widen noise and the widen mode are for. `--compare-widen` runs the widen
+  child with each of `COMPARED_WIDENS`: copies that split the outgoing weights
+  (Net2Net) with and without noise, and copies that start with zero outgoing
+  weights (Auto-Keras), to show the effect.
 - start: the inherited child's accuracy before training; function preservation
   makes it the parent's (to within the widen noise).
 
@@ -44,8 +46,8 @@ Defaults: 3 seeds, parent width 16 trained 10 epochs, children 10 epochs, batch
 32, Adam lr 1e-3; `--quick`: 1 seed, width 8, parent 3 epochs, children 3 epochs.
 
 Usage:
-    python benchmarks/morphism.py [--quick] [--compare-widen-noise]
-        [--widen-noise X] [--json OUT]
+    python benchmarks/morphism.py [--quick] [--compare-widen]
+        [--widen-mode split|zero] [--widen-noise X] [--json OUT]
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from automl.engine.graph_search import WIDEN_NOISE  # noqa: E402
+from automl.engine.graph_search import WIDEN_MODE, WIDEN_NOISE  # noqa: E402
 from automl.graph.architecture import ArchitectureGraph  # noqa: E402
 from automl.graph.seeds import small_cnn  # noqa: E402
 from automl.morphism.operators import (  # noqa: E402
@@ -172,11 +174,13 @@ def report_ks(max_epochs: int) -> list[int]:
     return sorted({k for k in KS if k <= max_epochs} | {max_epochs})
 
 
-def noise_values(args) -> list[float]:
-    """The widen noises to run: --widen-noise, and 0 first with --compare-widen-noise."""
-    if args.compare_widen_noise and args.widen_noise != 0.0:
-        return [0.0, args.widen_noise]
-    return [args.widen_noise]
+# (widen mode, widen noise) pairs that --compare-widen runs
+COMPARED_WIDENS = [("split", 0.0), ("split", 0.01), ("zero", 0.0), ("zero", 0.01), ("zero", 1.0)]
+
+
+def widen_settings(args) -> list[tuple[str, float]]:
+    """The (mode, noise) pairs a widen child runs with: the chosen one, or the compared."""
+    return COMPARED_WIDENS if args.compare_widen else [(args.widen_mode, args.widen_noise)]
 
 
 def run_seed(seed: int, data, args) -> list[dict]:
@@ -216,7 +220,8 @@ def run_seed(seed: int, data, args) -> list[dict]:
             copy = fresh(parent_graph)
             copy.set_weights(parent.get_weights())
             continued, _ = train_curve(copy, data, val, args, seed)
-        for noise in noise_values(args) if kind == "widen" else [args.widen_noise]:
+        settings = widen_settings(args) if kind == "widen" else [(args.widen_mode, 0.0)]
+        for mode, noise in settings:
             child = fresh(child_graph)
             inherit_weights(
                 parent,
@@ -225,12 +230,14 @@ def run_seed(seed: int, data, args) -> list[dict]:
                 child_graph,
                 rng=np.random.default_rng(seed),
                 widen_noise=noise,
+                widen_mode=mode,
             )
             inherited, inherited_seconds = train_curve(child, data, val, args, seed)
             row = {
                 "seed": seed,
                 "morphism": kind,
                 "widen_noise": noise,
+                "widen_mode": mode,
                 "op": op,
                 "parent_accuracy": parent_accuracy,
                 "child_params": child_graph.count_params(),
@@ -263,7 +270,7 @@ def run_seed(seed: int, data, args) -> list[dict]:
 def label(row: dict) -> str:
     if row["morphism"] != "widen":
         return row["morphism"]
-    return f"widen noise={row['widen_noise']:g}"
+    return f"widen {row['widen_mode']} noise={row['widen_noise']:g}"
 
 
 def deep_chain(blocks: int = 33) -> ArchitectureGraph:
@@ -302,8 +309,9 @@ def summarise(rows: list[dict], ks: list[int]) -> list[dict]:
     results = []
     groups: dict[tuple[str, float], list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["morphism"], row["widen_noise"]), []).append(row)
-    for (kind, noise), mine in groups.items():
+        key = (row["morphism"], row.get("widen_mode", "split"), row["widen_noise"])
+        groups.setdefault(key, []).append(row)
+    for (kind, mode, noise), mine in groups.items():
 
         def mean(key, k=None, rows=mine):
             return float(np.mean([r[key][str(k)] if k is not None else r[key] for r in rows]))
@@ -312,6 +320,7 @@ def summarise(rows: list[dict], ks: list[int]) -> list[dict]:
             "morphism": kind,
             "label": label(mine[0]),
             "widen_noise": noise,
+            "widen_mode": mode,
             "seeds": len(mine),
             "parent_accuracy": mean("parent_accuracy"),
             "inherited_start_accuracy": mean("inherited_start_accuracy"),
@@ -393,9 +402,15 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"noise on widened copies, relative to the kernel std (default {WIDEN_NOISE})",
     )
     parser.add_argument(
-        "--compare-widen-noise",
+        "--widen-mode",
+        choices=["split", "zero"],
+        default=WIDEN_MODE,
+        help=f"where a widen's copies start (default {WIDEN_MODE})",
+    )
+    parser.add_argument(
+        "--compare-widen",
         action="store_true",
-        help="run the widen child with noise 0 and with --widen-noise",
+        help="run the widen child with each (mode, noise) of COMPARED_WIDENS",
     )
     args = parser.parse_args(argv)
     seeds = args.seeds or (1 if args.quick else 3)
@@ -439,8 +454,9 @@ def main(argv: list[str] | None = None) -> dict:
             "batch_size": args.batch_size,
             "learning_rate": args.lr,
             "widen_noise": args.widen_noise,
-            "compare_widen_noise": args.compare_widen_noise,
-            "widen_noise_values": noise_values(args),
+            "widen_mode": args.widen_mode,
+            "compare_widen": args.compare_widen,
+            "widen_settings": widen_settings(args),
             "quick": args.quick,
             "backend": keras.backend.backend(),
             "dataset": "sklearn load_digits, 75/25 stratified split, random_state=0",

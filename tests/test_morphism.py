@@ -3,6 +3,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from automl.engine.graph_search import WIDEN_MODE, WIDEN_NOISE
 from automl.graph.architecture import ArchitectureGraph, Node
 from automl.graph.seeds import linear, mlp, resnet_cnn, small_cnn
 from automl.morphism.area import effective_area
@@ -326,36 +327,38 @@ def test_noise_breaks_symmetry_but_stays_small(rng):
     assert np.abs(np.asarray(child(x)) - np.asarray(parent(x))).max() < 0.05
 
 
-WIDEN_TOLERANCE = 0.02  # max |child - parent| output with the product's widen noise
+WIDEN_TOLERANCE = 0.02  # max |child - parent| output of split copies with noise 0.01
 
 
-@pytest.mark.parametrize("widen_noise", [0.0, 0.01])
-def test_widened_copies_learn_apart_only_with_widen_noise(rng, widen_noise):
-    """Copied units get equal gradients: without noise they stay copies under training
-    (dropout off, as in the convolutional blocks, where nothing else tells them apart)."""
+@pytest.mark.parametrize("mode, noise", [("split", 0.0), ("split", 0.01), ("zero", 0.0),
+                                         (WIDEN_MODE, WIDEN_NOISE)])  # fmt: skip
+def test_widened_copies_learn_apart_with_noise_or_zero_outgoing_weights(rng, mode, noise):
+    """Split copies get equal gradients: without noise they stay copies under training
+    (dropout off, as in the convolutional blocks, where nothing else tells them apart).
+    Copies with zero outgoing weights keep the function exactly, whatever the noise."""
     import keras
 
-    from automl.engine.graph_search import WIDEN_NOISE
     from automl.graph.builder import build_model, graph_layers
     from automl.morphism.weights import inherit_weights
 
-    assert WIDEN_NOISE == 0.01  # the tolerance below is stated for the product's setting
     graph = mlp((6,), 3, "linear", width=4, layers=1, dropout=0.0)
     child_graph = widen(graph, 1, width=8, copy_from=[0, 1, 2, 3])
     parent = build_model(graph)
     randomize(parent, rng)
     child = build_model(child_graph)
-    inherit_weights(parent, graph, child, child_graph, rng=rng, widen_noise=widen_noise)
+    inherit_weights(parent, graph, child, child_graph, rng=rng, widen_noise=noise,
+                    widen_mode=mode)  # fmt: skip
     x = rng.normal(size=(64, 6)).astype("float32")
-    assert np.abs(np.asarray(child(x)) - np.asarray(parent(x))).max() <= WIDEN_TOLERANCE
+    tolerance = WIDEN_TOLERANCE if mode == "split" else 1e-5
+    assert np.abs(np.asarray(child(x)) - np.asarray(parent(x))).max() <= tolerance
     child.compile(keras.optimizers.Adam(1e-2), "mse")
     child.fit(x, rng.normal(size=(64, 3)).astype("float32"), epochs=3, batch_size=16, verbose=0)
     kernel = graph_layers(child)["n1_dense"].get_weights()[0]
     gap = np.abs(kernel[:, :4] - kernel[:, 4:]).max()
-    if widen_noise:
-        assert gap > 1e-3  # the copies moved apart
-    else:
+    if mode == "split" and not noise:
         assert gap == 0.0  # bit-identical after 3 epochs of Adam: no capacity added
+    else:
+        assert gap > 1e-3  # the copies moved apart
 
 
 def test_history_mismatch_is_refused(rng):
@@ -367,6 +370,10 @@ def test_history_mismatch_is_refused(rng):
     parent_graph = widen(graph, 1)
     with pytest.raises(ValueError, match="history does not start"):
         inherit_weights(build_model(parent_graph), parent_graph, build_model(other), other)
+    wider = widen(parent_graph, 1)
+    with pytest.raises(ValueError, match="widen_mode must be one of .*received 'copy'"):
+        inherit_weights(build_model(parent_graph), parent_graph, build_model(wider), wider,
+                        widen_mode="copy")  # fmt: skip
 
 
 def test_operators_import_without_tensorflow():

@@ -104,6 +104,53 @@ def test_no_trial_starts_when_two_typical_epochs_do_not_fit(tmp_path):
     assert oracle.populate_space("1")["status"] == TrialStatus.RUNNING
 
 
+class FixedProposals(Strategy):
+    """Proposes the given architectures in turn."""
+
+    name = "fixed"
+
+    def __init__(self, archs):
+        self.archs = list(archs)
+
+    def propose(self, space, history, rng, pending=()):
+        return Proposal(self.archs[len(history) + len(pending)])
+
+
+def test_no_trial_starts_whose_predicted_cost_does_not_fit(tmp_path):
+    from automl.engine.project import write_json
+    from automl.graph.architecture import ArchitectureGraph
+
+    def cnn(filters: int):
+        return ArchitectureGraph.chain((8, 8, 1), [("conv2d", {"filters": filters, "kernel_size": 3}),
+                                                   ("relu", {}), ("gap", {}),
+                                                   ("output", {"units": 10})])  # fmt: skip
+
+    small, large, same = cnn(4), cnn(64), cnn(4)
+    oracle = make_oracle(tmp_path, FixedProposals([small, large, same]), time_limit=60)
+    finish(oracle, oracle.create_trial("tuner0"), score=0.5)
+    write_json(os.path.join(oracle._get_trial_dir("0"), "summary.json"),
+               {"seconds": 20.0, "epochs": 4})  # fmt: skip
+    history = oracle.observations()
+    assert oracle.relative_cost(small, history) == pytest.approx(1.0)
+    assert oracle.relative_cost(large, history) > 10  # 16x the multiply-adds
+    oracle.start_clock(time.time() + 30)  # two typical epochs (10 s) fit, 10x that does not
+    assert oracle.populate_space("1") == {"status": TrialStatus.STOPPED}
+    oracle.strategy.archs.remove(large)
+    assert oracle.populate_space("1")["status"] == TrialStatus.RUNNING
+
+
+def test_a_trial_may_train_for_its_share_of_the_search_time(tmp_path):
+    oracle = make_oracle(tmp_path, time_limit=90, trial_share=1 / 3)
+    assert oracle.trial_budget() is None  # the clock has not started
+    oracle.start_clock()
+    assert oracle.trial_budget() == pytest.approx(30.0, abs=0.1)
+    oracle.start_clock(time.time() + 60)  # the search's own deadline
+    assert oracle.trial_budget() == pytest.approx(20.0, abs=0.1)
+    unlimited = make_oracle(tmp_path, trial_share=1 / 3)
+    unlimited.start_clock()
+    assert unlimited.trial_budget() is None
+
+
 def test_running_trials_are_passed_to_the_strategy_as_pending(tmp_path):
     strategy = StubStrategy()
     oracle = make_oracle(tmp_path, strategy)

@@ -180,6 +180,34 @@ def test_fit_trial_without_a_rule_records_the_curve_only(rows):
     assert len(info["curve"]) == 2 and "stopped_early" not in info and kept == 1
 
 
+def test_a_training_budget_ends_at_the_last_epoch_end_with_room_for_another(monkeypatch):
+    import automl.training as training
+
+    clock = [0.0]
+    monkeypatch.setattr(training.time, "time", lambda: clock[0])
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+    def epochs_run(budget: float, durations: list[float]) -> int:
+        timer = training.StopAtDeadline(None, min_epochs=1, budget=budget)
+        timer.set_model(model)
+        model.stop_training = False
+        timer.on_train_begin()
+        for epoch, seconds in enumerate(durations):
+            clock[0] += seconds
+            timer.on_train_batch_end(0)  # the budget never cuts an epoch
+            assert not model.stop_training
+            timer.on_epoch_end(epoch)
+            if model.stop_training:
+                return epoch + 1
+        return len(durations)
+
+    # the first epoch traces (4 s), the others take 2 s: ends at 4, 6, 8, 10, 12
+    assert epochs_run(10.0, [4, 2, 2, 2, 2, 2]) == 4  # 10 s used, another would pass 10
+    assert epochs_run(9.0, [4, 2, 2, 2, 2, 2]) == 3
+    assert epochs_run(1.0, [4, 2, 2]) == 1  # the first epoch always runs
+    assert epochs_run(None, [4, 2, 2]) == 3
+
+
 class DefaultThenSamples(Strategy):
     """The space's default, then random samples."""
 

@@ -220,6 +220,7 @@ class WorkerClient:
         self.stub = protos.get_service_grpc().OracleStub(self._channel)
         self._messages = protos.get_service()
         self._deadline: float | None = None
+        self._budget: float | None = None
         self._beating: threading.Event | None = None
         self.trials_run = 0
 
@@ -256,6 +257,7 @@ class WorkerClient:
         elif trial.status == trial_module.TrialStatus.RUNNING:
             left = trial.hyperparameters.values.get("seconds_left")
             self._deadline = None if left is None else time.time() + float(left)
+            self._budget = trial.hyperparameters.values.get("trial_budget")
             self._beating = threading.Event()
             threading.Thread(target=self._beat, args=(trial.trial_id, self._beating),
                              daemon=True).start()  # fmt: skip
@@ -291,6 +293,10 @@ class WorkerClient:
     def trial_deadline(self) -> float | None:
         """When the running trial must stop (the chief's time limit, in this clock)."""
         return self._deadline
+
+    def trial_budget(self) -> float | None:
+        """Seconds the running trial may train (the chief's share of its search time)."""
+        return self._budget
 
     def mark_failed(self, trial_id: str, message: str) -> None:
         """Nothing: the chief's copy of a trial is the one that counts."""

@@ -5,7 +5,8 @@ The strategy (`bayesian`, `evolution`, `random`) proposes through `StrategyOracl
 morphism child from its parent's trained weights, trains it and saves its weights
 in the trial's folder. The time limit bounds the whole `fit`: the search stops
 starting trials when the time left (less a reserve for the final model) would not
-cover two epochs of a typical trial, and ends the running one early.
+cover two epochs of a typical trial, and ends the running one early; no trial trains
+for more than `TRIAL_SHARE` of the search's time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from automl.errors import SearchError
 from automl.graph.architecture import ArchitectureGraph
 
 DEFAULT_RATE = 1e-3  # Adam's learning rate
-WIDEN_NOISE = 0.01  # noise on widened copies, relative to their layer's kernel std
+# A widen's new units copy old ones plus noise (relative to their layer's kernel std) and
+# start with zero outgoing weights: the function is kept exactly, and they learn apart.
+WIDEN_MODE = "zero"
+WIDEN_NOISE = 1.0
 LINEAR_RATE = 1e-2
 _NO_HIDDEN = ("input", "flatten", "dropout", "output")
 # Budgets on real data are tens of trials, not hundreds: fewer random starts. Trials
@@ -26,6 +30,9 @@ STRATEGY_ARGS = {"bayesian": {"n_initial": 2, "cost_aware": True, "screen_top": 
 SCREEN_KINDS = ("image",)  # spaces where the Bayesian strategy screens (naswot: all)
 SCREEN_BATCH = 64  # training inputs the screening score is computed on
 TRIAL_STOPPING = "curve"  # stop a trial whose predicted final score cannot beat the best
+# A time-limited search gives one trial at most this share of its time: a short search
+# on large images still runs several trials, each stopped near its plateau.
+TRIAL_SHARE = 1 / 3
 
 
 def describe_op(op: dict) -> str:
@@ -76,11 +83,13 @@ class GraphSearch(SearchBackend):
         self.oracle = StrategyOracle(
             strategy, space, keras_tuner.Objective(head.objective, head.direction),
             max_trials=context.budget.max_trials, seed=context.seed,
-            time_limit=context.budget.seconds, final_members=context.ensemble_size)  # fmt: skip
+            time_limit=context.budget.seconds, final_members=context.ensemble_size,
+            trial_share=TRIAL_SHARE)  # fmt: skip
         with keras_tuner_env_hidden():  # automl runs keras-tuner's distributed mode itself
             self.tuner = GraphTuner(self.oracle, self.build, context.dataset,
                                     epochs=context.epochs, folds=context.folds,
                                     progress=context.progress, widen_noise=WIDEN_NOISE,
+                                    widen_mode=WIDEN_MODE,
                                     stopping=TRIAL_STOPPING,
                                     fit_options=context.fit_options,
                                     directory=context.project.directory,

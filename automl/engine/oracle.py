@@ -44,6 +44,7 @@ from automl.engine.distributed import MESSAGE_FILE
 from automl.engine.project import read_json, write_json
 from automl.errors import SearchError
 from automl.search.base import Observation, SearchSpace, Strategy
+from automl.search.cost import CostModel
 
 SUMMARY_FILE = "summary.json"  # what the tuner records of a trained trial, in its folder
 ARCH = "architecture"
@@ -63,11 +64,14 @@ class StrategyOracle(keras_tuner.Oracle):
             pass `deadline` to `start_clock`).
         max_consecutive_failed_trials: failed trials in a row that stop the search.
         final_members: trials the final model will combine (their build time is kept free).
+        trial_share: the most of the search's time one trial may train for, as a
+            fraction (None: no limit); a short search then still runs several trials.
     """
 
     def __init__(self, strategy: Strategy, space: SearchSpace, objective, max_trials: int,
                  seed: int = 0, time_limit: float | None = None,
-                 max_consecutive_failed_trials: int = 3, final_members: int = 1):  # fmt: skip
+                 max_consecutive_failed_trials: int = 3, final_members: int = 1,
+                 trial_share: float | None = None):  # fmt: skip
         super().__init__(objective=objective, max_trials=max_trials, seed=seed + 1,
                          max_consecutive_failed_trials=max_consecutive_failed_trials)  # fmt: skip
         self.strategy = strategy
@@ -75,7 +79,9 @@ class StrategyOracle(keras_tuner.Oracle):
         self.search_seed = seed
         self.time_limit = time_limit
         self.final_members = final_members
+        self.trial_share = trial_share
         self.deadline: float | None = None
+        self.search_seconds: float | None = None  # the search's time, from start_clock
         self.verbose = 0  # automl prints its own progress
         self._last_failure: str | None = None
         self.size_cap: int | None = None  # lowered after out-of-memory
@@ -89,6 +95,7 @@ class StrategyOracle(keras_tuner.Oracle):
             self.deadline = deadline
         else:
             self.deadline = time.time() + self.time_limit if self.time_limit else None
+        self.search_seconds = None if self.deadline is None else self.deadline - time.time()
 
     def time_left(self) -> float:
         """Seconds before the time limit (inf without one or before `start_clock`)."""
@@ -125,17 +132,33 @@ class StrategyOracle(keras_tuner.Oracle):
                 for t in self.trials.values()
                 if t.status == trial_module.TrialStatus.COMPLETED]  # fmt: skip
 
-    def seconds_needed(self) -> float:
+    def seconds_needed(self, scale: float = 1.0) -> float:
         """Seconds a new trial needs for two epochs, plus building the final model, from the
-        finished trials (0 before any)."""
+        finished trials (0 before any); `scale`: the trial's cost relative to the median."""
         summaries = self._summaries()
-        return seconds_to_start(summaries) + self._final_seconds(summaries)
+        return scale * seconds_to_start(summaries) + self._final_seconds(summaries)
+
+    def relative_cost(self, arch, history: list[Observation]) -> float:
+        """`arch`'s predicted seconds per epoch relative to the median finished trial's
+        (`automl.search.cost.CostModel`; 1 where the space has no cost features)."""
+        timed = [o for o in history if o.seconds]
+        if not timed or not hasattr(self.space, "cost_features"):
+            return 1.0
+        features = [self.space.cost_features(o.arch) for o in timed]
+        model = CostModel().fit(features, [o.seconds for o in timed])
+        return float(model.relative_cost([self.space.cost_features(arch)])[0])
 
     def trial_deadline(self) -> float | None:
         """When the running trial stops: the deadline less the final model's build time."""
         if self.deadline is None:
             return None
         return self.deadline - self._final_seconds(self._summaries())
+
+    def trial_budget(self) -> float | None:
+        """Seconds one trial may train: `trial_share` of the search's time (None: no limit)."""
+        if self.search_seconds is None or not self.trial_share:
+            return None
+        return self.trial_share * self.search_seconds
 
     def _final_seconds(self, summaries: list[dict]) -> float:
         """Seconds building the final model from the best `final_members` trials will take."""
@@ -161,8 +184,9 @@ class StrategyOracle(keras_tuner.Oracle):
     def populate_space(self, trial_id: str) -> dict:
         """The next trial's values: the strategy's architecture (JSON) and its parent's id.
 
-        STOPPED once the time left would not cover two epochs of a typical trial, when
-        some trial has finished (so a time limit always gives a model). The strategy
+        STOPPED once the time left would not cover two epochs of a typical trial, or of
+        the proposed one by its predicted cost, when some trial has finished (so a time
+        limit always gives a model). The strategy
         gets the finished trials, `pending()`, and a generator seeded by the search seed
         and the trial number.
         """
@@ -172,11 +196,17 @@ class StrategyOracle(keras_tuner.Oracle):
         pending = self.pending()
         rng = np.random.default_rng([self.search_seed, len(self.trials)])
         proposal = self.strategy.propose(self.space, history, rng, pending)
+        if history and self.deadline is not None:
+            scale = self.relative_cost(proposal.arch, history)
+            if scale > 1.0 and self.time_left() <= self.seconds_needed(scale):
+                return {"status": trial_module.TrialStatus.STOPPED}
         parent = proposal.parent.trial_id if proposal.parent is not None else ""
         values = {ARCH: self.space.dumps(proposal.arch), PARENT: parent,
                   "strategy": self.strategy.name}  # fmt: skip
         if self.worker_timeout and self.deadline is not None:  # a worker's clock may differ
             values["seconds_left"] = float(self.trial_deadline() - time.time())
+            if self.trial_budget() is not None:
+                values["trial_budget"] = self.trial_budget()
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
     # ------------------------------------------------------------------ workers

@@ -73,6 +73,8 @@ class GraphTuner(base_tuner.BaseTuner):
         noise_std: noise added to inherited weights to break symmetry.
         widen_noise: noise on the units a widen copies, relative to their layer's
             kernel (see `automl.morphism.weights.inherit_weights`).
+        widen_mode: where a widen's copies start: "split" (their outgoing weights
+            divided with the units they copy) or "zero" (zero outgoing weights).
         progress: the `SearchProgress` that shows the trials (None: silent).
         fit_options: run name -> more `fit_trial` arguments (callbacks, class weights).
         stopping: the rule that stops hopeless trials: "curve", "median", "halving"
@@ -83,7 +85,8 @@ class GraphTuner(base_tuner.BaseTuner):
     def __init__(self, oracle: StrategyOracle, build_fn: Callable, make_dataset: Callable, *,
                  epochs: int | None = None,
                  patience: int = 5, max_epochs: int = 200, folds: list | None = None,
-                 noise_std: float = 0.0, widen_noise: float = 0.0, progress=None,
+                 noise_std: float = 0.0, widen_noise: float = 0.0, widen_mode: str = "split",
+                 progress=None,
                  fit_options: Callable[[str], dict] | None = None,
                  stopping: str | StoppingRule | None = None, directory=None,
                  project_name=None, overwrite=False):  # fmt: skip
@@ -95,6 +98,7 @@ class GraphTuner(base_tuner.BaseTuner):
         self.folds = list(folds or [])
         self.noise_std = noise_std
         self.widen_noise = widen_noise
+        self.widen_mode = widen_mode
         self.progress = progress or SearchProgress(0, oracle.max_trials)
         self.fit_options = fit_options or (lambda run: {})
         self.stop_rule = (
@@ -175,7 +179,7 @@ class GraphTuner(base_tuner.BaseTuner):
             raise FailedTrialError(f"Cannot grow from trial {parent_id}: {err}.") from None
         rng = np.random.default_rng([self.oracle.search_seed, int(trial_id), fold])
         inherit_weights(parent, parent_graph, model, graph, noise_std=self.noise_std, rng=rng,
-                        widen_noise=self.widen_noise)  # fmt: skip
+                        widen_noise=self.widen_noise, widen_mode=self.widen_mode)  # fmt: skip
         return parent
 
     def run_trial(self, trial, train_data, validation_data):
@@ -243,6 +247,8 @@ class GraphTuner(base_tuner.BaseTuner):
             runs, parent_model, deadline = [], None, self.oracle.trial_deadline()
             if deadline is not None:  # this trial may be a member of the final model too
                 deadline -= build_seconds * final_builds(len(self.folds))
+            budget = self.oracle.trial_budget()  # shared by the folds
+            budget = None if budget is None else budget / len(folds)
             for fold, (train, val) in enumerate(folds):
                 if fold:  # the same start as fold 0: initial weights, a fresh optimizer
                     model.set_weights(fresh[0])
@@ -256,7 +262,8 @@ class GraphTuner(base_tuner.BaseTuner):
                                       objective=name, direction=self.oracle.objective.direction,
                                       epochs=self.epochs, max_epochs=self.max_epochs,
                                       patience=self.patience,
-                                      deadline=deadline, monitor_loss=bool(self.folds),
+                                      deadline=deadline, budget=budget,
+                                      monitor_loss=bool(self.folds),
                                       stop_rule=stopper,
                                       **self.fit_options(f"trial_{trial.trial_id}")))  # fmt: skip
                 model.save_weights(self.weights_path(trial.trial_id, fold))

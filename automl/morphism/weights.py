@@ -30,6 +30,7 @@ from automl.morphism.area import effective_area
 from automl.morphism.operators import apply_op
 
 Weights = dict[int, list[np.ndarray]]
+WIDEN_MODES = ("split", "zero")
 
 
 def inherit_weights(
@@ -40,6 +41,7 @@ def inherit_weights(
     noise_std: float = 0.0,
     rng: np.random.Generator | None = None,
     widen_noise: float = 0.0,
+    widen_mode: str = "split",
 ) -> None:
     """Set the child model's graph layers so that it computes the parent's function.
 
@@ -60,6 +62,12 @@ def inherit_weights(
             with equal weights get equal gradients and stay copies; this small noise
             lets them learn apart (the child then computes the parent's function to
             within about this fraction of a unit's contribution).
+        widen_mode: where a widen's new units start. "split": a copied unit's
+            outgoing weights are divided among its copies (Net2Net's function-
+            preserving widening). "zero": the old units keep their outgoing weights
+            and the copies start with zero outgoing weights (Auto-Keras's widening):
+            the function is kept exactly whatever `widen_noise`, and the copies learn
+            apart from the first step because their outgoing weights differ.
 
     Raises:
         ValueError: if the child's history does not extend the parent's, the
@@ -73,6 +81,8 @@ def inherit_weights(
             "The child graph's history does not start with the parent graph's history; "
             "morph the parent graph (or replay the operations with apply_op) to get the child."
         )
+    if widen_mode not in WIDEN_MODES:
+        raise ValueError(f"widen_mode must be one of {WIDEN_MODES}; received {widen_mode!r}.")
     if (noise_std or widen_noise) and rng is None:
         rng = np.random.default_rng()
     parent_layers = graph_layers(parent_model)
@@ -85,7 +95,7 @@ def inherit_weights(
         if name not in parent_layers:
             raise ValueError(f"The parent model has no layer {name!r} for node {node_id}.")
         weights[node_id] = [np.array(w) for w in parent_layers[name].get_weights()]
-    transfer = _Transfer(noise_std, rng, widen_noise)
+    transfer = _Transfer(noise_std, rng, widen_noise, widen_mode)
     graph = parent_graph
     for op in child_graph.history[depth:]:
         child = apply_op(graph, op)
@@ -108,10 +118,11 @@ def inherit_weights(
 class _Transfer:
     """Weight transforms per operation, on a dict node id -> list of numpy arrays."""
 
-    def __init__(self, noise_std: float, rng, widen_noise: float = 0.0):
+    def __init__(self, noise_std: float, rng, widen_noise: float = 0.0, widen_mode: str = "split"):
         self.noise_std = noise_std
         self.rng = rng
         self.widen_noise = widen_noise
+        self.widen_mode = widen_mode
 
     def noise(self, shape) -> np.ndarray | float:
         if not self.noise_std:
@@ -156,9 +167,13 @@ class _Transfer:
         for node_id, m in area.maps.items():
             if self.layout(graph, node_id).channelwise:
                 w[node_id] = [a[..., np.asarray(m)] for a in w[node_id]]
-        for node_id in area.consumers:  # input channels: copy, divide by copy count
+        for node_id in area.consumers:  # input channels: copy, then divide or zero the copies
             m = np.asarray(area.maps[graph.node(node_id).inputs[0]])
-            scale = (1.0 / np.bincount(m)[m]).astype(np.float32)
+            if self.widen_mode == "split":  # each copy carries 1 / (copy count) of the weight
+                scale = (1.0 / np.bincount(m)[m]).astype(np.float32)
+            else:  # an old channel keeps its weight (it comes before its copies), copies get 0
+                scale = np.zeros(len(m), dtype=np.float32)
+                scale[np.unique(m, return_index=True)[1]] = 1.0
             arrays = w[node_id]
             for index, axis, scaled in self.layout(graph, node_id).input_axes:
                 grown = np.take(arrays[index], m, axis=axis)
