@@ -252,7 +252,9 @@ class _AutoModel(SearchResults):
 
         project.check(signature)
         project.start(signature, clear=bool(self.overwrite))
-        context = self._context(project, budget, options, folds, fit_options)
+        refit_data = None if folds else full  # the fold models have seen all the data
+        context = self._context(project, budget, options, folds, fit_options,
+                                refit=refit_data is not None)  # fmt: skip
         backend = backend_class(self.strategy)(context)
         backend.search(train, val)
         ranked = backend.candidates()
@@ -268,7 +270,6 @@ class _AutoModel(SearchResults):
                 f"No trial finished, so there is no model ({why}). Fix the cause, or raise "
                 f"time_limit; the trials' messages are in {project.path}."
             )
-        refit_data = None if folds else full  # the fold models have seen all the data
         self.model_, members = final_model(context, backend, ranked, refit_data,
                                            self.ensemble_size, budget.deadline)  # fmt: skip
         self.backend_ = backend
@@ -278,13 +279,14 @@ class _AutoModel(SearchResults):
         self.seconds_ = time.time() - budget.started
         return self
 
-    def _context(self, project, budget, options: dict, folds, fit_options: dict):
+    def _context(self, project, budget, options: dict, folds, fit_options: dict,
+                 refit: bool = False):  # fmt: skip
         from automl.engine.base import SearchContext
 
         return SearchContext(self.preprocessor_, self.head_, project, self.strategy, budget,
                              epochs=self.epochs, seed=self.seed, batch_size=self.batch_size,
                              max_model_size=self.max_model_size, options=options, folds=folds,
-                             ensemble_size=self.ensemble_size, verbose=self.verbose,
+                             ensemble_size=self.ensemble_size, refit=refit, verbose=self.verbose,
                              tensorboard_dir=self.tensorboard_dir, role=self._role,
                              **fit_options)  # fmt: skip
 

@@ -139,6 +139,28 @@ def test_no_trial_starts_whose_predicted_cost_does_not_fit(tmp_path):
     assert oracle.populate_space("1")["status"] == TrialStatus.RUNNING
 
 
+def test_the_best_trials_refit_time_is_kept_free(tmp_path):
+    from automl.engine.base import refit_seconds
+    from automl.engine.project import write_json
+
+    summary = {"seconds": 20.0, "epochs": 4, "best_epoch": 4, "score": 0.5}
+    assert refit_seconds(summary) == pytest.approx(1.1 * 2 * 5.0 * 1.25)  # 2 epochs, 1.25x data
+    oracles = []
+    for name, final_refit in (("plain", False), ("refit", True)):
+        (tmp_path / name).mkdir()
+        oracle = make_oracle(tmp_path / name, time_limit=60, final_refit=final_refit)
+        finish(oracle, oracle.create_trial("tuner0"), score=0.5)
+        write_json(os.path.join(oracle._get_trial_dir("0"), "summary.json"), summary)
+        oracle.start_clock(time.time() + 20)  # two epochs (10 s) fit, with the refit they do not
+        oracles.append(oracle)
+    plain, refit = oracles
+    assert refit.seconds_needed() == pytest.approx(plain.seconds_needed() + refit_seconds(summary))
+    assert refit.trial_deadline() == pytest.approx(plain.trial_deadline() - refit_seconds(summary),
+                                                   abs=0.5)  # fmt: skip
+    assert plain.populate_space("1")["status"] == TrialStatus.RUNNING
+    assert refit.populate_space("1") == {"status": TrialStatus.STOPPED}
+
+
 def test_a_trial_may_train_for_its_share_of_the_search_time(tmp_path):
     oracle = make_oracle(tmp_path, time_limit=90, trial_share=1 / 3)
     assert oracle.trial_budget() is None  # the clock has not started

@@ -16,7 +16,13 @@ import time
 
 import numpy as np
 
-from automl.engine.base import Candidate, SearchBackend, SearchContext, epoch_costs
+from automl.engine.base import (
+    Candidate,
+    SearchBackend,
+    SearchContext,
+    refit_epochs,
+    refit_seconds,
+)
 from automl.engine.project import DamagedFileError
 from automl.errors import SearchError
 
@@ -42,12 +48,10 @@ def refit(model, full: tuple, context: SearchContext, candidate: Candidate,
     summary = candidate.summary
     if not summary:
         return False
-    epochs = max(1, min(int(summary.get("best_epoch", 1)) // 2, 20))
-    if deadline is not None:
-        first, later = epoch_costs(summary)  # tracing, then epochs on 1.25x the data
-        if time.time() + 1.1 * (max(first - later, 0.0) + epochs * later * 1.25) > deadline:
-            context.log(f"no time left to refit trial {candidate.trial_id}; kept as trained")
-            return False
+    epochs = refit_epochs(summary)
+    if deadline is not None and time.time() + refit_seconds(summary) > deadline:
+        context.log(f"no time left to refit trial {candidate.trial_id}; kept as trained")
+        return False
     context.log(f"refitting trial {candidate.trial_id} on train + validation data for "
                 f"{epochs} epochs")  # fmt: skip
     keras.utils.set_random_seed(context.seed * 1000 + _trial_number(candidate.trial_id))

@@ -84,7 +84,7 @@ class GraphSearch(SearchBackend):
             strategy, space, keras_tuner.Objective(head.objective, head.direction),
             max_trials=context.budget.max_trials, seed=context.seed,
             time_limit=context.budget.seconds, final_members=context.ensemble_size,
-            trial_share=TRIAL_SHARE)  # fmt: skip
+            trial_share=TRIAL_SHARE, final_refit=context.refit)  # fmt: skip
         with keras_tuner_env_hidden():  # automl runs keras-tuner's distributed mode itself
             self.tuner = GraphTuner(self.oracle, self.build, context.dataset,
                                     epochs=context.epochs, folds=context.folds,

@@ -36,6 +36,7 @@ from automl.engine.base import (
     epoch_costs,
     final_seconds,
     last_line,
+    refit_seconds,
     seconds_to_start,
     trial_line,
     trial_order,
@@ -64,6 +65,8 @@ class StrategyOracle(keras_tuner.Oracle):
             pass `deadline` to `start_clock`).
         max_consecutive_failed_trials: failed trials in a row that stop the search.
         final_members: trials the final model will combine (their build time is kept free).
+        final_refit: whether the final model's members are refit (the best one's refit
+            time is kept free too).
         trial_share: the most of the search's time one trial may train for, as a
             fraction (None: no limit); a short search then still runs several trials.
     """
@@ -71,7 +74,7 @@ class StrategyOracle(keras_tuner.Oracle):
     def __init__(self, strategy: Strategy, space: SearchSpace, objective, max_trials: int,
                  seed: int = 0, time_limit: float | None = None,
                  max_consecutive_failed_trials: int = 3, final_members: int = 1,
-                 trial_share: float | None = None):  # fmt: skip
+                 trial_share: float | None = None, final_refit: bool = False):  # fmt: skip
         super().__init__(objective=objective, max_trials=max_trials, seed=seed + 1,
                          max_consecutive_failed_trials=max_consecutive_failed_trials)  # fmt: skip
         self.strategy = strategy
@@ -79,6 +82,7 @@ class StrategyOracle(keras_tuner.Oracle):
         self.search_seed = seed
         self.time_limit = time_limit
         self.final_members = final_members
+        self.final_refit = final_refit
         self.trial_share = trial_share
         self.deadline: float | None = None
         self.search_seconds: float | None = None  # the search's time, from start_clock
@@ -161,8 +165,14 @@ class StrategyOracle(keras_tuner.Oracle):
         return self.trial_share * self.search_seconds
 
     def _final_seconds(self, summaries: list[dict]) -> float:
-        """Seconds building the final model from the best `final_members` trials will take."""
-        return final_seconds(summaries, self.final_members, self._sign())
+        """Seconds building the final model from the best `final_members` trials will take,
+        and refitting the best one with `final_refit`."""
+        seconds = final_seconds(summaries, self.final_members, self._sign())
+        scored = [s for s in summaries if s.get("score") is not None and s.get("seconds")]
+        if self.final_refit and scored:
+            best = max(scored, key=lambda s: self._sign() * float(s["score"]))
+            seconds += refit_seconds(best)
+        return seconds
 
     def lower_size_cap(self, params: int) -> None:
         """Propose no model of `params` / 2 parameters or more from now on (out of memory)."""
