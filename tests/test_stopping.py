@@ -11,7 +11,7 @@ import pytest
 from keras_tuner.engine.trial import TrialStatus
 
 from automl.engine.base import trial_line
-from automl.engine.oracle import StrategyOracle
+from automl.engine.oracle import StrategyOracle, read_summaries
 from automl.engine.tuner import SUMMARY_FILE, GraphTuner
 from automl.graph.builder import apply_graph
 from automl.search.base import Proposal, Strategy
@@ -236,6 +236,8 @@ def test_a_search_stops_the_second_trial_and_records_why(tmp_path):
                        directory=str(tmp_path), project_name="p")  # fmt: skip
     tuner.search((x[:64], y[:64]), (x[64:], y[64:]))
     first, second = tuner.trial_summary("0"), tuner.trial_summary("1")
+    assert oracle.finished_summaries() == [first, second]
+    assert read_summaries(tuner.project_dir) == [first, second]  # what a worker reads
     assert len(first["curve"]) == 4 and "stopped_early" not in first
     assert rule.seen == [(2, 1, pytest.approx(-min(first["curve"])))]  # trial 0 is the history
     assert second["stopped_early"] == "forced at epoch 2" and second["epochs"] == 2

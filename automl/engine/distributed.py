@@ -298,6 +298,13 @@ class WorkerClient:
         """Seconds the running trial may train (the chief's share of its search time)."""
         return self._budget
 
+    def finished_summaries(self) -> list[dict]:
+        """The summaries of the trials finished so far, read from the shared folder (this
+        worker's copy of the oracle knows only the trials it ran)."""
+        from automl.engine.oracle import read_summaries
+
+        return read_summaries(self._oracle._project_dir)
+
     def mark_failed(self, trial_id: str, message: str) -> None:
         """Nothing: the chief's copy of a trial is the one that counts."""
 

@@ -52,6 +52,16 @@ ARCH = "architecture"
 PARENT = "parent_trial"
 
 
+def read_summaries(project_dir: str) -> list[dict]:
+    """Every trial summary in a project folder, in trial order: what a worker knows of the
+    trials the chief's search has finished, whichever worker trained them."""
+    found = {}
+    for path in glob.glob(os.path.join(project_dir, "trial_*", SUMMARY_FILE)):
+        trial_id = os.path.basename(os.path.dirname(path))[len("trial_") :]
+        found[trial_id] = read_json(path, {})
+    return [found[t] for t in sorted(found, key=trial_order)]
+
+
 class StrategyOracle(keras_tuner.Oracle):
     """Asks a strategy for each new trial.
 
@@ -131,7 +141,8 @@ class StrategyOracle(keras_tuner.Oracle):
         ]
         return [self.space.loads(t.hyperparameters.values[ARCH]) for t in trials]
 
-    def _summaries(self) -> list[dict]:
+    def finished_summaries(self) -> list[dict]:
+        """The summaries the tuner wrote of the COMPLETED trials (score, curve, times)."""
         return [read_json(os.path.join(self._get_trial_dir(t.trial_id), SUMMARY_FILE), {})
                 for t in self.trials.values()
                 if t.status == trial_module.TrialStatus.COMPLETED]  # fmt: skip
@@ -139,7 +150,7 @@ class StrategyOracle(keras_tuner.Oracle):
     def seconds_needed(self, scale: float = 1.0) -> float:
         """Seconds a new trial needs for two epochs, plus building the final model, from the
         finished trials (0 before any); `scale`: the trial's cost relative to the median."""
-        summaries = self._summaries()
+        summaries = self.finished_summaries()
         return scale * seconds_to_start(summaries) + self._final_seconds(summaries)
 
     def relative_cost(self, arch, history: list[Observation]) -> float:
@@ -156,7 +167,7 @@ class StrategyOracle(keras_tuner.Oracle):
         """When the running trial stops: the deadline less the final model's build time."""
         if self.deadline is None:
             return None
-        return self.deadline - self._final_seconds(self._summaries())
+        return self.deadline - self._final_seconds(self.finished_summaries())
 
     def trial_budget(self) -> float | None:
         """Seconds one trial may train: `trial_share` of the search's time (None: no limit)."""

@@ -36,7 +36,6 @@ from collections.abc import Callable
 import keras
 import numpy as np
 from keras_tuner.engine import base_tuner
-from keras_tuner.engine.trial import TrialStatus
 from keras_tuner.errors import FailedTrialError
 
 from automl.engine.base import final_builds, trial_line
@@ -197,16 +196,16 @@ class GraphTuner(base_tuner.BaseTuner):
         return result
 
     def _stopper(self) -> StopHopeless | None:
-        """The callback that stops a hopeless trial, from the COMPLETED trials' curves and
+        """The callback that stops a hopeless trial, from the finished trials' curves and
         scores; None without a rule, with cross-validation, or before any trial finished."""
         if self.stop_rule is None or self.folds:
             return None
         curves, scores = [], []
-        for trial_id, trial in list(self.oracle.trials.items()):
-            if trial.status != TrialStatus.COMPLETED or trial.score is None:
+        for summary in self.oracle.finished_summaries():  # a worker's: every worker's trials
+            if summary.get("score") is None:
                 continue
-            scores.append(float(trial.score))
-            curve = self.trial_summary(trial_id).get("curve")
+            scores.append(float(summary["score"]))
+            curve = summary.get("curve")
             if curve:  # trials of an older version have none
                 curves.append([float("nan") if v is None else float(v) for v in curve])
         if not scores:
