@@ -156,12 +156,12 @@ class StrategyOracle(keras_tuner.Oracle):
     def relative_cost(self, arch, history: list[Observation]) -> float:
         """`arch`'s predicted seconds per epoch relative to the median finished trial's
         (`automl.search.cost.CostModel`; 1 where the space has no cost features)."""
-        timed = [o for o in history if o.seconds]
-        if not timed or not hasattr(self.space, "cost_features"):
-            return 1.0
-        features = [self.space.cost_features(o.arch) for o in timed]
-        model = CostModel().fit(features, [o.seconds for o in timed])
-        return float(model.relative_cost([self.space.cost_features(arch)])[0])
+        model = CostModel.from_history(self.space, history)
+        return (
+            1.0
+            if model is None
+            else float(model.relative_cost([self.space.cost_features(arch)])[0])
+        )
 
     def trial_deadline(self) -> float | None:
         """When the running trial stops: the deadline less the final model's build time."""
@@ -226,8 +226,8 @@ class StrategyOracle(keras_tuner.Oracle):
                   "strategy": self.strategy.name}  # fmt: skip
         if self.worker_timeout and self.deadline is not None:  # a worker's clock may differ
             values["seconds_left"] = float(self.trial_deadline() - time.time())
-            if self.trial_budget() is not None:
-                values["trial_budget"] = self.trial_budget()
+            if (budget := self.trial_budget()) is not None:
+                values["trial_budget"] = budget
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
     # ------------------------------------------------------------------ workers

@@ -145,11 +145,7 @@ class BayesianOptimization(Strategy):
 
     def fit_cost(self, space: SearchSpace, history: Sequence[Observation]) -> CostModel | None:
         """The cost model of the timed trials (None unless `cost_aware` and there are some)."""
-        timed = [o for o in history if o.seconds]
-        if not self.cost_aware or not timed or not hasattr(space, "cost_features"):
-            return None
-        return CostModel().fit([space.cost_features(o.arch) for o in timed],
-                               [o.seconds for o in timed])  # fmt: skip
+        return CostModel.from_history(space, history) if self.cost_aware else None
 
     def acquire(self, gp, graphs: list, best: float, cost: np.ndarray | None = None) -> np.ndarray:
         """Acquisition values (higher is better) of graphs; divided by `cost`**`cost_exponent`

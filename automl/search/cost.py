@@ -37,6 +37,15 @@ class CostModel:
         self.min_fit = min_fit
         self.ridge = ridge
 
+    @classmethod
+    def from_history(cls, space, history) -> CostModel | None:
+        """The model fitted on the timed observations of `history` (`Observation.seconds`),
+        with the space's `cost_features`; None when none is timed or the space has none."""
+        timed = [o for o in history if o.seconds]
+        if not timed or not hasattr(space, "cost_features"):
+            return None
+        return cls().fit([space.cost_features(o.arch) for o in timed], [o.seconds for o in timed])
+
     def fit(self, features: Sequence[np.ndarray], seconds: Sequence[float]) -> CostModel:
         """Fit on the features and measured seconds per epoch of finished trials (>= 1)."""
         x = np.asarray(features, dtype=float)
