@@ -12,6 +12,7 @@ was before them ("before") to the default ("after"):
 - `+screen`: the best 8 candidates of the acquisition screened by NASWOT;
 - `+stop`: learning-curve stopping of trials that cannot beat the best one;
 - `+time`: no trial trains for more than a third of the search's time;
+- `+loss`: early stopping on the validation loss (before: on the validation accuracy);
 - `after`: all of them, and widened copies that start with zero outgoing weights
   and noisy incoming ones (the library's defaults).
 
@@ -53,26 +54,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-# "before": plain EI, no screening, no stopping, exact widened copies, no trial share
+# "before": plain EI, no screening, no stopping, exact widened copies, no trial share,
+# early stopping on the validation accuracy
 BEFORE = {"cost_aware": False, "screen_top": 0, "stopping": None, "widen_noise": 0.0,
-          "trial_share": None}  # fmt: skip
+          "trial_share": None, "monitor_loss": False}  # fmt: skip
 VARIANTS = {
     "before": BEFORE,
     "+cost": {**BEFORE, "cost_aware": True},
     "+screen": {**BEFORE, "screen_top": 8},
     "+stop": {**BEFORE, "stopping": "curve"},
     "+time": {**BEFORE, "trial_share": 1 / 3},
+    "+loss": {**BEFORE, "monitor_loss": True},
     "after": {},  # the library's defaults
 }
 # (dataset, limit, variants, seeds): what a full run measures, most telling first
 PLANS = {
     "full": [
-        ("digits28", "2m", ["before", "+time", "after"], [0, 1, 2]),
         ("digits", "2m", ["after"], [0, 1, 2, 3, 4]),
-        ("digits", "2m", ["before", "+cost", "+screen", "+stop"], [0, 1, 2]),
+        ("digits28", "2m", ["before", "+time", "after"], [0, 1, 2]),
+        ("digits", "2m", ["before", "+cost", "+screen", "+stop", "+loss"], [0, 1, 2]),
         ("digits28", "5m", ["before", "after"], [0, 1, 2]),
         ("digits", "1m", ["before", "after"], [0, 1, 2]),
         ("digits28", "1m", ["before", "after"], [0, 1, 2]),
+        ("digits28", "10m", ["before", "after"], [0, 1, 2]),
+        ("digits28", "2m", ["+cost", "+screen", "+stop", "+loss"], [0, 1, 2]),
+        ("digits", "10m", ["before", "after"], [0, 1, 2]),
     ],
     "quick": [("digits", "30s", ["before", "after"], [0])],
 }
@@ -106,6 +112,7 @@ def apply_variant(name: str) -> None:
     graph_search.WIDEN_NOISE = settings["widen_noise"]
     graph_search.WIDEN_MODE = "split"  # exact copies: widening as it was
     graph_search.TRIAL_SHARE = settings["trial_share"]
+    graph_search.MONITOR_LOSS = settings["monitor_loss"]
 
 
 def run_one(dataset: str, limit: str, variant: str, seed: int) -> dict:

@@ -30,6 +30,9 @@ STRATEGY_ARGS = {"bayesian": {"n_initial": 2, "cost_aware": True, "screen_top": 
 SCREEN_KINDS = ("image",)  # spaces where the Bayesian strategy screens (naswot: all)
 SCREEN_BATCH = 64  # training inputs the screening score is computed on
 TRIAL_STOPPING = "curve"  # stop a trial whose predicted final score cannot beat the best
+# Early stopping watches the validation loss: on a few hundred rows the accuracy moves in
+# steps of one row and stops training epochs before the loss has bottomed out.
+MONITOR_LOSS = True
 # A time-limited search gives one trial at most this share of its time: a short search
 # on large images still runs several trials, each stopped near its plateau.
 TRIAL_SHARE = 1 / 3
@@ -89,7 +92,7 @@ class GraphSearch(SearchBackend):
             self.tuner = GraphTuner(self.oracle, self.build, context.dataset,
                                     epochs=context.epochs, folds=context.folds,
                                     progress=context.progress, widen_noise=WIDEN_NOISE,
-                                    widen_mode=WIDEN_MODE,
+                                    widen_mode=WIDEN_MODE, monitor_loss=MONITOR_LOSS,
                                     stopping=TRIAL_STOPPING,
                                     fit_options=context.fit_options,
                                     directory=context.project.directory,

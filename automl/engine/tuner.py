@@ -66,6 +66,9 @@ class GraphTuner(base_tuner.BaseTuner):
             trial after its seed is set.
         epochs: fixed epochs per trial, or None for early stopping.
         patience: early-stopping patience in epochs.
+        monitor_loss: stop early on the validation loss, keeping the epoch with the
+            lowest one (the score is still the objective at that epoch); with False, on
+            the objective. Cross-validated trials always stop on the loss.
         max_epochs: most epochs per trial with early stopping.
         folds: (train, val) pairs to score each trial by cross-validation (empty: the
             train and validation data given to `search`).
@@ -83,7 +86,8 @@ class GraphTuner(base_tuner.BaseTuner):
 
     def __init__(self, oracle: StrategyOracle, build_fn: Callable, make_dataset: Callable, *,
                  epochs: int | None = None,
-                 patience: int = 5, max_epochs: int = 200, folds: list | None = None,
+                 patience: int = 5, monitor_loss: bool = False, max_epochs: int = 200,
+                 folds: list | None = None,
                  noise_std: float = 0.0, widen_noise: float = 0.0, widen_mode: str = "split",
                  progress=None,
                  fit_options: Callable[[str], dict] | None = None,
@@ -93,6 +97,7 @@ class GraphTuner(base_tuner.BaseTuner):
         self.make_dataset = make_dataset
         self.epochs = epochs
         self.patience = patience
+        self.monitor_loss = monitor_loss
         self.max_epochs = max_epochs
         self.folds = list(folds or [])
         self.noise_std = noise_std
@@ -262,7 +267,7 @@ class GraphTuner(base_tuner.BaseTuner):
                                       epochs=self.epochs, max_epochs=self.max_epochs,
                                       patience=self.patience,
                                       deadline=deadline, budget=budget,
-                                      monitor_loss=bool(self.folds),
+                                      monitor_loss=self.monitor_loss or bool(self.folds),
                                       stop_rule=stopper,
                                       **self.fit_options(f"trial_{trial.trial_id}")))  # fmt: skip
                 model.save_weights(self.weights_path(trial.trial_id, fold))
