@@ -106,6 +106,29 @@ def test_structured_regressor_numpy_with_validation_data(tmp_path, rng):
     np.testing.assert_allclose(pred, exported[:, 0], rtol=1e-5, atol=1e-4)
 
 
+def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss(digits, tmp_path):
+    import keras
+
+    class Record(keras.callbacks.Callback):
+        losses, accuracies = [], []
+
+        def on_epoch_end(self, epoch, logs=None):
+            if "val_loss" in (logs or {}):  # trials only: the refit has no validation data
+                self.losses.append(logs["val_loss"])
+                self.accuracies.append(logs["val_accuracy"])
+
+    x, y = digits
+    clf = automl.ImageClassifier(directory=tmp_path, seed=0, ensemble_size=1,
+                                 **{**SMALL, "epochs": None})  # fmt: skip
+    clf.fit(x, y, callbacks=[Record()])
+    summary = clf.backend_.tuner.trial_summary("00")
+    kept = int(np.argmin(Record.losses))
+    assert summary["epochs"] == len(Record.losses) == kept + 6  # patience 5 after the lowest
+    assert summary["best_epoch"] == kept + 1
+    assert summary["val_loss"] == pytest.approx(Record.losses[kept])
+    assert clf.search_summary().loc[0, "score"] == pytest.approx(Record.accuracies[kept])
+
+
 def test_resume_keeps_finished_trials(digits, tmp_path):
     x, y = digits
     args = {**SMALL, "directory": tmp_path, "project_name": "resume", "seed": 3}

@@ -171,6 +171,7 @@ class CellSearch(SearchBackend):
                                      objective=head.objective, direction=head.direction,
                                      epochs=context.epochs, max_epochs=self.opts["max_epochs"],
                                      deadline=context.budget.search_deadline,
+                                     monitor_loss=True,
                                      **context.fit_options(f"trial_{index}"))  # fmt: skip
         except Exception as err:  # noqa: BLE001 - a failed trial is recorded, as for graphs
             reason = (
