@@ -121,12 +121,13 @@ def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss(digits, 
     clf = automl.ImageClassifier(directory=tmp_path, seed=0, ensemble_size=1,
                                  **{**SMALL, "epochs": None})  # fmt: skip
     clf.fit(x, y, callbacks=[Record()])
-    summary = clf.backend_.tuner.trial_summary("00")
+    row = clf.search_summary().iloc[0]
+    summary = clf.backend_.tuner.trial_summary(row["trial_id"])
     kept = int(np.argmin(Record.losses))
     assert summary["epochs"] == len(Record.losses) == kept + 6  # patience 5 after the lowest
     assert summary["best_epoch"] == kept + 1
     assert summary["val_loss"] == pytest.approx(Record.losses[kept])
-    assert clf.search_summary().loc[0, "score"] == pytest.approx(Record.accuracies[kept])
+    assert row["score"] == pytest.approx(Record.accuracies[kept])
 
 
 def test_resume_keeps_finished_trials(digits, tmp_path):
