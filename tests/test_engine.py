@@ -137,3 +137,12 @@ def test_a_refit_runs_only_when_its_measured_epoch_times_fit_before_the_deadline
     assert refit(None, (None, None), context, candidate, deadline=time.time() + 7.0) is False
     assert final_reserve(None) == 0.0
     assert final_reserve(30) == 3.0 and final_reserve(100) == 8.0 and final_reserve(1e5) == 120.0
+
+
+def test_a_morphism_is_described_without_its_unit_indices():
+    from automl.engine.graph_search import describe_op
+
+    widen = {"op": "widen", "node": 26, "width": 256, "copy_from": list(range(128))}
+    assert describe_op(widen) == "widen node=26 width=256"
+    deepen = {"op": "deepen", "after": 49, "layer": {"type": "dense", "units": 64}}
+    assert describe_op(deepen) == "deepen after=49 layer=dense"

@@ -39,9 +39,10 @@ TRIAL_SHARE = 1 / 3
 
 
 def describe_op(op: dict) -> str:
-    """A morphism's record as short text, e.g. "widen node=3 width=64"."""
+    """A morphism's record as short text, e.g. "widen node=3 width=64" (the unit
+    indices a widen copies, and other lists, are left out)."""
     args = " ".join(f"{k}={v.get('type', v) if isinstance(v, dict) else v}"
-                    for k, v in op.items() if k != "op")  # fmt: skip
+                    for k, v in op.items() if k != "op" and not isinstance(v, list))  # fmt: skip
     return f"{op.get('op', '?')} {args}".strip()
 
 
