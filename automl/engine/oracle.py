@@ -155,13 +155,14 @@ class StrategyOracle(keras_tuner.Oracle):
 
     def relative_cost(self, arch, history: list[Observation]) -> float:
         """`arch`'s predicted seconds per epoch relative to the median finished trial's
-        (`automl.search.cost.CostModel`; 1 where the space has no cost features)."""
+        (`automl.search.cost.CostModel`); 1 where the space has no cost features, or
+        before `min_fit` trials are timed: the model's prior (time proportional to
+        compute) overstates the cost of growing a model as small as a linear one, whose
+        epochs take the same fixed time per batch."""
         model = CostModel.from_history(self.space, history)
-        return (
-            1.0
-            if model is None
-            else float(model.relative_cost([self.space.cost_features(arch)])[0])
-        )
+        if model is None or sum(1 for o in history if o.seconds) < model.min_fit:
+            return 1.0
+        return float(model.relative_cost([self.space.cost_features(arch)])[0])
 
     def trial_deadline(self) -> float | None:
         """When the running trial stops: the deadline less the final model's build time."""
