@@ -207,7 +207,7 @@ class StrategyOracle(keras_tuner.Oracle):
         """The next trial's values: the strategy's architecture (JSON) and its parent's id.
 
         STOPPED once the time left would not cover two epochs of a typical trial, or of
-        the proposed one by its predicted cost, when some trial has finished (so a time
+        the proposed one by its predicted cost (`relative_cost`), when some trial has finished (so a time
         limit always gives a model). The strategy
         gets the finished trials, `pending()`, and a generator seeded by the search seed
         and the trial number.
