@@ -7,7 +7,7 @@ was before them ("before") to the default ("after"):
 
 - `before`: plain expected improvement, no screening, no trial stopping, no limit
   on one trial's share of the time, widened copies exact (split outgoing weights,
-  no noise);
+  no noise), early stopping on the validation accuracy;
 - `+cost`: expected improvement per predicted second;
 - `+screen`: the best 8 candidates of the acquisition screened by NASWOT;
 - `+stop`: learning-curve stopping of trials that cannot beat the best one;
@@ -20,7 +20,8 @@ Every variant run with this version of the library also has its time rules: the
 best trial's refit time is kept free, and no trial starts whose predicted cost
 does not fit the time left; `+time` is `before` with those and the share. (The
 `before` rows in `benchmarks/results/anytime.json` were run with the library as it
-was before all of these changes.)
+was before all of these changes; a run's `library` field names the commit it was
+run with where that is not the one the JSON was committed with.)
 
 Datasets: `digits` (scikit-learn's 8x8 digits with the fixed test split of
 `automl fit digits`) and `digits28` (4,000 training and 1,000 test 28x28 images from
