@@ -160,7 +160,7 @@ class StrategyOracle(keras_tuner.Oracle):
         compute) overstates the cost of growing a model as small as a linear one, whose
         epochs take the same fixed time per batch."""
         model = CostModel.from_history(self.space, history)
-        if model is None or sum(1 for o in history if o.seconds) < model.min_fit:
+        if model is None or model.prior_:
             return 1.0
         return float(model.relative_cost([self.space.cost_features(arch)])[0])
 
@@ -207,9 +207,8 @@ class StrategyOracle(keras_tuner.Oracle):
         """The next trial's values: the strategy's architecture (JSON) and its parent's id.
 
         STOPPED once the time left would not cover two epochs of a typical trial, or of
-        the proposed one by its predicted cost (`relative_cost`), when some trial has finished (so a time
-        limit always gives a model). The strategy
-        gets the finished trials, `pending()`, and a generator seeded by the search seed
+        the proposed one by its predicted cost (`relative_cost`), when some trial has
+        finished (so a time limit always gives a model). The strategy gets the finished trials, `pending()`, and a generator seeded by the search seed
         and the trial number.
         """
         history = self.observations()

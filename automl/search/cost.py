@@ -51,7 +51,8 @@ class CostModel:
         x = np.asarray(features, dtype=float)
         y = np.log(np.maximum(np.asarray(seconds, dtype=float), 1e-6))
         self.reference_ = float(np.median(y))
-        if len(y) < self.min_fit:
+        self.prior_ = len(y) < self.min_fit  # the slope is the prior's, not fitted
+        if self.prior_:
             column = min(1, x.shape[1] - 1)
             self.weights_ = np.zeros(x.shape[1])
             self.weights_[column] = 1.0
