@@ -8,6 +8,9 @@ was before them ("before") to the default ("after"):
 - `before`: plain expected improvement, no screening, no trial stopping, no limit
   on one trial's share of the time, widened copies exact (split outgoing weights,
   no noise), early stopping on the validation accuracy;
+- `base`: the settings of `before`, with the time rules (next paragraph) that
+  every variant run with this version of the library has: the baseline of the
+  single changes;
 - `+cost`: expected improvement per predicted second;
 - `+screen`: the best 8 candidates of the acquisition screened by NASWOT;
 - `+stop`: learning-curve stopping of trials that cannot beat the best one;
@@ -20,8 +23,8 @@ Every variant run with this version of the library also has its time rules: the
 best trial's refit time is kept free, and no trial starts whose predicted cost
 does not fit the time left; `+time` is `before` with those and the share. (The
 `before` rows in `benchmarks/results/anytime.json` were run with the library as it
-was before all of these changes; a run's `library` field names the commit it was
-run with where that is not the one the JSON was committed with.)
+was before all of these changes; each run's `library` field names the commit it was
+run with.)
 
 Datasets: `digits` (scikit-learn's 8x8 digits with the fixed test split of
 `automl fit digits`) and `digits28` (4,000 training and 1,000 test 28x28 images from
@@ -61,6 +64,7 @@ BEFORE = {"cost_aware": False, "screen_top": 0, "stopping": None, "widen_noise":
           "trial_share": None, "monitor_loss": False}  # fmt: skip
 VARIANTS = {
     "before": BEFORE,
+    "base": BEFORE,  # `before` run with this library: with the time rules every variant has
     "+cost": {**BEFORE, "cost_aware": True},
     "+screen": {**BEFORE, "screen_top": 8},
     "+stop": {**BEFORE, "stopping": "curve"},
@@ -78,7 +82,7 @@ PLANS = {
         ("digits", "1m", ["before", "after"], [0, 1, 2]),
         ("digits28", "1m", ["before", "after"], [0, 1, 2]),
         ("digits28", "10m", ["before", "after"], [0, 1, 2]),
-        ("digits28", "2m", ["+cost", "+screen", "+stop", "+loss"], [0, 1, 2]),
+        ("digits28", "2m", ["base", "+cost", "+screen", "+stop", "+loss"], [0, 1, 2]),
         ("digits", "10m", ["before", "after"], [0, 1, 2]),
     ],
     "quick": [("digits", "30s", ["before", "after"], [0])],
@@ -179,15 +183,23 @@ def replay_rules(runs: list[dict]) -> dict:
     return out
 
 
+def _seconds(limit: str) -> float:
+    """'30s', '2m', '1h' as seconds."""
+    return float(limit[:-1]) * {"s": 1, "m": 60, "h": 3600}[limit[-1]]
+
+
 def summarise(runs: list[dict]) -> list[dict]:
     """Mean and spread per (dataset, limit, variant)."""
     groups: dict[tuple, list] = {}
-    for run in runs:
+    order = list(VARIANTS)
+    for run in sorted(runs, key=lambda r: (r["dataset"], _seconds(r["limit"]),
+                                           order.index(r["variant"]))):  # fmt: skip
         groups.setdefault((run["dataset"], run["limit"], run["variant"]), []).append(run)
     rows = []
     for (dataset, limit, variant), group in groups.items():
         test = [r["test_accuracy"] for r in group]
         rows.append({"dataset": dataset, "limit": limit, "variant": variant,
+                     "library": ", ".join(sorted({r.get("library", "") for r in group})),
                      "seeds": sorted(r["seed"] for r in group),
                      "test_mean": round(float(np.mean(test)), 4),
                      "test_min": round(float(np.min(test)), 4),
