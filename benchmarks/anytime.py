@@ -183,23 +183,20 @@ def replay_rules(runs: list[dict]) -> dict:
     return out
 
 
-def _seconds(limit: str) -> float:
-    """'30s', '2m', '1h' as seconds."""
-    return float(limit[:-1]) * {"s": 1, "m": 60, "h": 3600}[limit[-1]]
-
-
 def summarise(runs: list[dict]) -> list[dict]:
     """Mean and spread per (dataset, limit, variant)."""
+    from automl.options import parse_time_limit
+
     groups: dict[tuple, list] = {}
     order = list(VARIANTS)
-    for run in sorted(runs, key=lambda r: (r["dataset"], _seconds(r["limit"]),
+    for run in sorted(runs, key=lambda r: (r["dataset"], parse_time_limit(r["limit"]),
                                            order.index(r["variant"]))):  # fmt: skip
         groups.setdefault((run["dataset"], run["limit"], run["variant"]), []).append(run)
     rows = []
     for (dataset, limit, variant), group in groups.items():
         test = [r["test_accuracy"] for r in group]
         rows.append({"dataset": dataset, "limit": limit, "variant": variant,
-                     "library": ", ".join(sorted({r.get("library", "") for r in group})),
+                     "library": ", ".join(sorted({r["library"] for r in group})),
                      "seeds": sorted(r["seed"] for r in group),
                      "test_mean": round(float(np.mean(test)), 4),
                      "test_min": round(float(np.min(test)), 4),
@@ -249,6 +246,8 @@ def main(argv=None) -> None:
     todo = [(d, lim, v, s) for d, lim, variants, seeds in plan for v in variants for s in seeds
             if (not args.datasets or d in args.datasets) and (not args.limits or lim in args.limits)
             and (not args.variants or v in args.variants) and (not args.seeds or s in args.seeds)]  # fmt: skip
+    library = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=os.path.dirname(os.path.abspath(__file__)))  # fmt: skip
     for key in todo:
         if key in done:
             continue
@@ -259,7 +258,7 @@ def main(argv=None) -> None:
         if line is None:
             print(f"run {key} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
             continue
-        runs.append(json.loads(line[len("RESULT ") :]))
+        runs.append({**json.loads(line[len("RESULT ") :]), "library": library.stdout.strip()})
         r = runs[-1]
         print(f"{key}: test {r['test_accuracy']:.4f}, best val {r['best_val']:.4f}, "
               f"{r['trials']} trials ({r['stopped_early']} stopped), "

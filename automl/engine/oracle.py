@@ -208,8 +208,8 @@ class StrategyOracle(keras_tuner.Oracle):
 
         STOPPED once the time left would not cover two epochs of a typical trial, or of
         the proposed one by its predicted cost (`relative_cost`), when some trial has
-        finished (so a time limit always gives a model). The strategy gets the finished trials, `pending()`, and a generator seeded by the search seed
-        and the trial number.
+        finished (so a time limit always gives a model). The strategy gets the finished
+        trials, `pending()`, and a generator seeded by the search seed and the trial number.
         """
         history = self.observations()
         if history and self.time_left() <= self.seconds_needed():
