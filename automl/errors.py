@@ -17,3 +17,15 @@ class NotFittedError(AutoMLError, AttributeError):
 
 class SearchError(AutoMLError, RuntimeError):
     """The search cannot go on (for example every trial failed)."""
+
+
+class DamagedFileError(Exception):
+    """A trial's file is missing or does not match its recorded checksum.
+
+    Caught inside the search, which retires the trial; never raised to the user.
+    """
+
+
+class TrainingDiverged(ArithmeticError):
+    """A trial's loss or objective became NaN or infinite; the search records the trial
+    as failed and goes on."""

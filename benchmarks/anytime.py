@@ -32,7 +32,7 @@ Datasets: `digits` (scikit-learn's 8x8 digits with the fixed test split of
 validation accuracy, fit seconds, trials (finished and stopped early), the
 parameter count of every trial, the best validation accuracy against seconds since
 the fit began, and every trial's validation curve. The curves of the runs without
-stopping are then replayed under each stopping rule (`automl.stopping.replay`): the
+stopping are then replayed under each stopping rule (`automl.search.stopping.replay`): the
 epochs each rule saves, and whether it would have stopped the search's best trial.
 
 Runs go one at a time (they share the machine's cores, as a user's fit would);
@@ -53,24 +53,34 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-# "before": plain EI, no screening, no stopping, exact widened copies, no trial share,
-# early stopping on the validation accuracy
-BEFORE = {"cost_aware": False, "screen_top": 0, "stopping": None, "widen_noise": 0.0,
-          "trial_share": None, "monitor_loss": False}  # fmt: skip
+from automl.engine.settings import SearchSettings  # noqa: E402
+
+# "before": plain EI, no screening, no stopping, exact widened copies (split outgoing
+# weights, no noise), no trial share, early stopping on the validation accuracy
+BEFORE = SearchSettings(
+    bayesian_cost_aware=False,
+    bayesian_screen_top=0,
+    trial_stopping=None,
+    widen_mode="split",
+    widen_noise=0.0,
+    trial_share=None,
+    monitor_loss=False,
+)
 VARIANTS = {
     "before": BEFORE,
     "base": BEFORE,  # `before` run with this library: with the time rules every variant has
-    "+cost": {**BEFORE, "cost_aware": True},
-    "+screen": {**BEFORE, "screen_top": 8},
-    "+stop": {**BEFORE, "stopping": "curve"},
-    "+time": {**BEFORE, "trial_share": 1 / 3},
-    "+loss": {**BEFORE, "monitor_loss": True},
-    "after": {},  # the library's defaults
+    "+cost": replace(BEFORE, bayesian_cost_aware=True),
+    "+screen": replace(BEFORE, bayesian_screen_top=8),
+    "+stop": replace(BEFORE, trial_stopping="curve"),
+    "+time": replace(BEFORE, trial_share=1 / 3),
+    "+loss": replace(BEFORE, monitor_loss=True),
+    "after": SearchSettings(),  # the library's defaults
 }
 # (dataset, limit, variants, seeds): what a full run measures, most telling first
 PLANS = {
@@ -93,7 +103,7 @@ PLANS = {
 def load(dataset: str):
     """(x_train, y_train, x_test, y_test) of a dataset."""
     if dataset == "digits":
-        from automl.datasets import load_builtin
+        from automl.data.datasets import load_builtin
 
         split = load_builtin("digits")
         return split.x_train, split.y_train, split.x_test, split.y_test
@@ -104,33 +114,25 @@ def load(dataset: str):
     return data["x_train"], data["y_train"], data["x_test"], data["y_test"]
 
 
-def apply_variant(name: str) -> None:
-    """Set the search's switches to those of a variant (in this process)."""
-    from automl.engine import graph_search
-
-    settings = VARIANTS[name]
-    if not settings:
-        return
-    graph_search.STRATEGY_ARGS["bayesian"].update(cost_aware=settings["cost_aware"],
-                                                  screen_top=settings["screen_top"])  # fmt: skip
-    graph_search.TRIAL_STOPPING = settings["stopping"]
-    graph_search.WIDEN_NOISE = settings["widen_noise"]
-    graph_search.WIDEN_MODE = "split"  # exact copies: widening as it was
-    graph_search.TRIAL_SHARE = settings["trial_share"]
-    graph_search.MONITOR_LOSS = settings["monitor_loss"]
+def switches() -> dict:
+    """Each variant's value of every setting some variant changes (what the JSON records)."""
+    default = asdict(SearchSettings())
+    values = {name: asdict(settings) for name, settings in VARIANTS.items()}
+    changed = [k for k in default if any(v[k] != default[k] for v in values.values())]
+    return {name: {k: v[k] for k in changed} for name, v in values.items()}
 
 
 def run_one(dataset: str, limit: str, variant: str, seed: int) -> dict:
     """Fit the default ImageClassifier once; the run's record."""
     import automl
+    from automl.engine.settings import use
 
-    apply_variant(variant)
     x_train, y_train, x_test, y_test = load(dataset)
     with tempfile.TemporaryDirectory() as directory:
-        clf = automl.ImageClassifier(time_limit=limit, seed=seed, directory=directory,
-                                     verbose=0)  # fmt: skip
+        clf = automl.ImageClassifier(time_limit=limit, seed=seed, directory=directory, verbose=0)
         start = time.time()
-        clf.fit(x_train, y_train)
+        with use(VARIANTS[variant]):
+            clf.fit(x_train, y_train)
         seconds = time.time() - start
         test = float(np.mean(clf.predict(x_test).ravel() == np.asarray(y_test).ravel()))
         rows = clf.search_summary().to_dict("records")
@@ -148,23 +150,39 @@ def run_one(dataset: str, limit: str, variant: str, seed: int) -> dict:
     for r in done:
         best = max(best, float(r["score"]))
         anytime.append([round(float(r["finished_at"]) - start, 1), round(best, 4)])
-    return {"dataset": dataset, "limit": limit, "variant": variant, "seed": seed,
-            "test_accuracy": round(test, 4), "best_val": round(best, 4),
-            "fit_seconds": round(seconds, 1), "trials": len(done), "stopped_early": stopped,
-            "params": [int(r["params"]) for r in done], "anytime": anytime,
-            "curves": curves}  # fmt: skip
+    return {
+        "dataset": dataset,
+        "limit": limit,
+        "variant": variant,
+        "seed": seed,
+        "test_accuracy": round(test, 4),
+        "best_val": round(best, 4),
+        "fit_seconds": round(seconds, 1),
+        "trials": len(done),
+        "stopped_early": stopped,
+        "params": [int(r["params"]) for r in done],
+        "anytime": anytime,
+        "curves": curves,
+    }
 
 
 # ---------------------------------------------------------------------- table
 def replay_rules(runs: list[dict]) -> dict:
     """Each stopping rule replayed on the curves of the runs that stopped no trial."""
-    from automl.stopping import make_rule, replay
+    from automl.search.stopping import make_rule, replay
 
     out = {}
-    full = [r for r in runs if VARIANTS[r["variant"]].get("stopping", "curve") is None]
+    full = [r for r in runs if VARIANTS[r["variant"]].trial_stopping is None]
     for name in ("curve", "median", "halving"):
-        totals = {"epochs": 0, "epochs_full": 0, "stopped": 0, "trials": 0,
-                  "best_lost": 0, "regret": 0.0, "searches": 0}  # fmt: skip
+        totals = {
+            "epochs": 0,
+            "epochs_full": 0,
+            "stopped": 0,
+            "trials": 0,
+            "best_lost": 0,
+            "regret": 0.0,
+            "searches": 0,
+        }
         for run in full:
             curves = [run["curves"][k] for k in sorted(run["curves"], key=int)]
             if len(curves) < 2:
@@ -185,38 +203,70 @@ def replay_rules(runs: list[dict]) -> dict:
 
 def summarise(runs: list[dict]) -> list[dict]:
     """Mean and spread per (dataset, limit, variant)."""
-    from automl.options import parse_time_limit
+    from automl.estimators.options import parse_time_limit
 
     groups: dict[tuple, list] = {}
     order = list(VARIANTS)
-    for run in sorted(runs, key=lambda r: (r["dataset"], parse_time_limit(r["limit"]),
-                                           order.index(r["variant"]))):  # fmt: skip
+    for run in sorted(
+        runs, key=lambda r: (r["dataset"], parse_time_limit(r["limit"]), order.index(r["variant"]))
+    ):
         groups.setdefault((run["dataset"], run["limit"], run["variant"]), []).append(run)
     rows = []
     for (dataset, limit, variant), group in groups.items():
         test = [r["test_accuracy"] for r in group]
-        rows.append({"dataset": dataset, "limit": limit, "variant": variant,
-                     "library": ", ".join(sorted({r["library"] for r in group})),
-                     "seeds": sorted(r["seed"] for r in group),
-                     "test_mean": round(float(np.mean(test)), 4),
-                     "test_min": round(float(np.min(test)), 4),
-                     "best_val_mean": round(float(np.mean([r["best_val"] for r in group])), 4),
-                     "fit_seconds_mean": round(float(np.mean([r["fit_seconds"] for r in group])), 1),
-                     "trials_mean": round(float(np.mean([r["trials"] for r in group])), 1),
-                     "stopped_mean": round(float(np.mean([r["stopped_early"] for r in group])), 1),
-                     "median_params": int(np.median([p for r in group for p in r["params"]]))})  # fmt: skip
+        rows.append(
+            {
+                "dataset": dataset,
+                "limit": limit,
+                "variant": variant,
+                "library": ", ".join(sorted({r["library"] for r in group})),
+                "seeds": sorted(r["seed"] for r in group),
+                "test_mean": round(float(np.mean(test)), 4),
+                "test_min": round(float(np.min(test)), 4),
+                "best_val_mean": round(float(np.mean([r["best_val"] for r in group])), 4),
+                "fit_seconds_mean": round(float(np.mean([r["fit_seconds"] for r in group])), 1),
+                "trials_mean": round(float(np.mean([r["trials"] for r in group])), 1),
+                "stopped_mean": round(float(np.mean([r["stopped_early"] for r in group])), 1),
+                "median_params": int(np.median([p for r in group for p in r["params"]])),
+            }
+        )
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    head = ("dataset", "limit", "variant", "seeds", "test mean", "test min", "best val",
-            "fit s", "trials", "stopped", "median params")  # fmt: skip
+    head = (
+        "dataset",
+        "limit",
+        "variant",
+        "seeds",
+        "test mean",
+        "test min",
+        "best val",
+        "fit s",
+        "trials",
+        "stopped",
+        "median params",
+    )
     print(" | ".join(head))
     for r in rows:
-        print(" | ".join(str(v) for v in (
-            r["dataset"], r["limit"], r["variant"], len(r["seeds"]), f"{r['test_mean']:.4f}",
-            f"{r['test_min']:.4f}", f"{r['best_val_mean']:.4f}", r["fit_seconds_mean"],
-            r["trials_mean"], r["stopped_mean"], f"{r['median_params']:,}")))  # fmt: skip
+        print(
+            " | ".join(
+                str(v)
+                for v in (
+                    r["dataset"],
+                    r["limit"],
+                    r["variant"],
+                    len(r["seeds"]),
+                    f"{r['test_mean']:.4f}",
+                    f"{r['test_min']:.4f}",
+                    f"{r['best_val_mean']:.4f}",
+                    r["fit_seconds_mean"],
+                    r["trials_mean"],
+                    r["stopped_mean"],
+                    f"{r['median_params']:,}",
+                )
+            )
+        )
 
 
 # ---------------------------------------------------------------------- main
@@ -243,26 +293,41 @@ def main(argv=None) -> None:
         with open(args.json) as f:
             runs = json.load(f).get("runs", [])
     done = {(r["dataset"], r["limit"], r["variant"], r["seed"]) for r in runs}
-    todo = [(d, lim, v, s) for d, lim, variants, seeds in plan for v in variants for s in seeds
-            if (not args.datasets or d in args.datasets) and (not args.limits or lim in args.limits)
-            and (not args.variants or v in args.variants) and (not args.seeds or s in args.seeds)]  # fmt: skip
-    library = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=os.path.dirname(os.path.abspath(__file__)))  # fmt: skip
+    todo = [
+        (d, lim, v, s)
+        for d, lim, variants, seeds in plan
+        for v in variants
+        for s in seeds
+        if (not args.datasets or d in args.datasets)
+        and (not args.limits or lim in args.limits)
+        and (not args.variants or v in args.variants)
+        and (not args.seeds or s in args.seeds)
+    ]
+    library = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
     for key in todo:
         if key in done:
             continue
         started = time.time()
-        proc = subprocess.run([sys.executable, __file__, "--one", *map(str, key)],
-                              capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", *map(str, key)], capture_output=True, text=True
+        )
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             print(f"run {key} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
             continue
         runs.append({**json.loads(line[len("RESULT ") :]), "library": library.stdout.strip()})
         r = runs[-1]
-        print(f"{key}: test {r['test_accuracy']:.4f}, best val {r['best_val']:.4f}, "
-              f"{r['trials']} trials ({r['stopped_early']} stopped), "
-              f"{time.time() - started:.0f} s", flush=True)  # fmt: skip
+        print(
+            f"{key}: test {r['test_accuracy']:.4f}, best val {r['best_val']:.4f}, "
+            f"{r['trials']} trials ({r['stopped_early']} stopped), "
+            f"{time.time() - started:.0f} s",
+            flush=True,
+        )
         if args.json:
             write(args.json, results(runs))
     result = results(runs)
@@ -273,10 +338,16 @@ def main(argv=None) -> None:
 
 def results(runs: list[dict]) -> dict:
     """What the JSON holds: the settings, the summary table, the stopping replay, the runs."""
-    return {"settings": {"variants": VARIANTS, "digits28": "4,000 train / 1,000 test, seed 0",
-                         "estimator": "ImageClassifier(time_limit=LIMIT, seed=SEED), "
-                                      "otherwise the defaults"},
-            "summary": summarise(runs), "stopping_replay": replay_rules(runs), "runs": runs}  # fmt: skip
+    return {
+        "settings": {
+            "variants": switches(),
+            "digits28": "4,000 train / 1,000 test, seed 0",
+            "estimator": "ImageClassifier(time_limit=LIMIT, seed=SEED), otherwise the defaults",
+        },
+        "summary": summarise(runs),
+        "stopping_replay": replay_rules(runs),
+        "runs": runs,
+    }
 
 
 def write(path: str, result: dict) -> None:

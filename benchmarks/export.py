@@ -41,7 +41,7 @@ def _runner(fmt: str, path: str):
         serve = tf.saved_model.load(path).signatures["serving_default"]
         return lambda x: serve(input=tf.constant(x))["output"].numpy()
     if fmt == "tflite":
-        from automl.serving import load_tflite
+        from automl.export.formats import load_tflite
 
         run = load_tflite(path)
         return lambda x: run(input=x)["output"]
@@ -55,10 +55,15 @@ def measure(clf, model_kwargs: dict, x, y, folder: str) -> list[dict]:
     """One row per format for the model `export_model(**model_kwargs)` picks."""
     expected = None
     rows = []
-    for fmt, ext in (("keras", ".keras"), ("savedmodel", ""), ("tflite", ".tflite"),
-                     ("onnx", ".onnx")):  # fmt: skip
-        path = clf.export_model(format=fmt, path=os.path.join(folder, f"model{ext}"),
-                                **model_kwargs)  # fmt: skip
+    for fmt, ext in (
+        ("keras", ".keras"),
+        ("savedmodel", ""),
+        ("tflite", ".tflite"),
+        ("onnx", ".onnx"),
+    ):
+        path = clf.export_model(
+            format=fmt, path=os.path.join(folder, f"model{ext}"), **model_kwargs
+        )
         run = _runner(fmt, path)
         proba = np.asarray(run(x))
         if expected is None:
@@ -68,10 +73,15 @@ def measure(clf, model_kwargs: dict, x, y, folder: str) -> list[dict]:
             start = time.perf_counter()
             run(x)
             times.append(time.perf_counter() - start)
-        rows.append({"format": fmt, "bytes": _size(path),
-                     "accuracy": float((proba.argmax(1) == y).mean()),
-                     "max_abs_diff": float(np.abs(proba - expected).max()),
-                     "ms_per_sample": 1000 * float(np.median(times)) / len(x)})  # fmt: skip
+        rows.append(
+            {
+                "format": fmt,
+                "bytes": _size(path),
+                "accuracy": float((proba.argmax(1) == y).mean()),
+                "max_abs_diff": float(np.abs(proba - expected).max()),
+                "ms_per_sample": 1000 * float(np.median(times)) / len(x),
+            }
+        )
     return rows
 
 
@@ -84,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import automl
-    from automl import datasets
+    from automl.data import datasets
 
     data = datasets.load_builtin("digits")
     settings = {"max_trials": 2, "epochs": 2} if args.quick else {"time_limit": args.time_limit}
@@ -100,13 +110,17 @@ def main() -> None:
             rows = measure(clf, kwargs, x, y, os.path.join(folder, name))
             result["models"][name] = {"params": int(model.count_params()), "formats": rows}
     print(f"digits: {result['trials']} trials; {len(y)} test images, one batch\n")
-    print(f"{'model':<8}{'params':>10}  {'format':<11}{'KiB':>9}{'accuracy':>10}"
-          f"{'max|diff|':>11}{'ms/sample':>11}")  # fmt: skip
+    print(
+        f"{'model':<8}{'params':>10}  {'format':<11}{'KiB':>9}{'accuracy':>10}"
+        f"{'max|diff|':>11}{'ms/sample':>11}"
+    )
     for name, entry in result["models"].items():
         for row in entry["formats"]:
-            print(f"{name:<8}{entry['params']:>10,}  {row['format']:<11}{row['bytes'] / 1024:>9.0f}"
-                  f"{row['accuracy']:>10.4f}{row['max_abs_diff']:>11.1e}"
-                  f"{row['ms_per_sample']:>11.4f}")  # fmt: skip
+            print(
+                f"{name:<8}{entry['params']:>10,}  {row['format']:<11}{row['bytes'] / 1024:>9.0f}"
+                f"{row['accuracy']:>10.4f}{row['max_abs_diff']:>11.1e}"
+                f"{row['ms_per_sample']:>11.4f}"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

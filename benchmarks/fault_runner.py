@@ -65,11 +65,18 @@ def classifier(settings: Settings, directory: str, project: str, overwrite: bool
     """The `ImageClassifier` every case uses."""
     import automl
 
-    return automl.ImageClassifier(directory=directory, project_name=project,
-                                  max_trials=settings.max_trials, epochs=settings.epochs,
-                                  seed=settings.seed, ensemble_size=settings.ensemble_size,
-                                  max_model_size=settings.max_model_size, overwrite=overwrite,
-                                  verbose=0, time_limit=None)  # fmt: skip
+    return automl.ImageClassifier(
+        directory=directory,
+        project_name=project,
+        max_trials=settings.max_trials,
+        epochs=settings.epochs,
+        seed=settings.seed,
+        ensemble_size=settings.ensemble_size,
+        max_model_size=settings.max_model_size,
+        overwrite=overwrite,
+        verbose=0,
+        time_limit=None,
+    )
 
 
 def describe(clf) -> dict:
@@ -78,8 +85,10 @@ def describe(clf) -> dict:
     from automl.graph.architecture import ArchitectureGraph
 
     oracle = clf.backend_.oracle
-    params = {tid: ArchitectureGraph.from_json(t.hyperparameters.values[ARCH]).count_params()
-              for tid, t in oracle.trials.items()}  # fmt: skip
+    params = {
+        tid: ArchitectureGraph.from_json(t.hyperparameters.values[ARCH]).count_params()
+        for tid, t in oracle.trials.items()
+    }
     return {
         "ensemble_trial_ids": list(clf.ensemble_trial_ids_),
         "proba": clf.predict_proba(probe_images()).tolist(),
@@ -142,14 +151,14 @@ def crash_at(point: str, target: int) -> None:
 
     if point.startswith("trial.json"):
         status = point.split()[-1]
-        original_save = oracle_mod.StrategyOracle._save_trial
+        original_save = oracle_mod.StrategyOracle.save_trial
 
         def save_trial(self, trial):
             original_save(self, trial)
             if int(trial.trial_id) == target and str(trial.status) == status:
                 os._exit(137)
 
-        oracle_mod.StrategyOracle._save_trial = save_trial
+        oracle_mod.StrategyOracle.save_trial = save_trial
     elif point == "weights":  # the tuner hashes the weights file right after writing it
         original_checksum = tuner_mod.checksum
 
@@ -220,16 +229,34 @@ def runner_main(spec_path: str) -> int:
 class Run:
     """One runner subprocess; its spec, output and logs live in `workdir/name.*`."""
 
-    def __init__(self, settings: Settings, workdir: str, project: str, name: str, *,
-                 directory: str | None = None, overwrite: bool = False,
-                 fault: dict | None = None, export: str | None = None,
-                 go_file: str | None = None, npz: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        workdir: str,
+        project: str,
+        name: str,
+        *,
+        directory: str | None = None,
+        overwrite: bool = False,
+        fault: dict | None = None,
+        export: str | None = None,
+        go_file: str | None = None,
+        npz: str | None = None,
+    ):
         self.name = name
         self.out = os.path.join(workdir, f"{name}.result.json")
         self.log = os.path.join(workdir, f"{name}.log")
-        spec = {"settings": asdict(settings), "directory": directory or workdir,
-                "project": project, "overwrite": overwrite, "inject": fault,
-                "export": export, "go_file": go_file, "npz": npz, "out": self.out}  # fmt: skip
+        spec = {
+            "settings": asdict(settings),
+            "directory": directory or workdir,
+            "project": project,
+            "overwrite": overwrite,
+            "inject": fault,
+            "export": export,
+            "go_file": go_file,
+            "npz": npz,
+            "out": self.out,
+        }
         path = os.path.join(workdir, f"{name}.spec.json")
         with open(path, "w") as f:
             json.dump(spec, f)
@@ -238,9 +265,12 @@ class Run:
                 os.remove(stale)
         self.started = time.time()
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), path],
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
+            self.proc = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), path],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            )
 
     @property
     def pid(self) -> int:
@@ -305,9 +335,11 @@ def lock_holder(project_path: str) -> dict | None:
 
 def lost_trials(before: dict[str, float], now: dict[str, dict]) -> list[str]:
     """Ids COMPLETED (with a score) in `before` that are not COMPLETED with that score `now`."""
-    return sorted(tid for tid, score in before.items()
-                  if now.get(tid, {}).get("status") != "COMPLETED"
-                  or now[tid]["score"] != score)  # fmt: skip
+    return sorted(
+        tid
+        for tid, score in before.items()
+        if now.get(tid, {}).get("status") != "COMPLETED" or now[tid]["score"] != score
+    )
 
 
 def max_diff(a, b) -> float:
@@ -341,8 +373,14 @@ def watch(run: Run, project_path: str, poll: float = 0.1) -> dict:
     if lock_at is None:
         raise HarnessError(f"run {run.name} never held the lock (exit {rc}):\n{log[-2000:]}")
     end = unlock_at if unlock_at is not None else time.time()
-    return {"rc": rc, "result": result, "log": log, "lock_at": lock_at, "end": end,
-            "completions": sorted(t - lock_at for t in done.values())}  # fmt: skip
+    return {
+        "rc": rc,
+        "result": result,
+        "log": log,
+        "lock_at": lock_at,
+        "end": end,
+        "completions": sorted(t - lock_at for t in done.values()),
+    }
 
 
 def wait_until(

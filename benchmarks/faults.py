@@ -85,9 +85,14 @@ def short(text, width: int = 100) -> str:
 
 
 def row(case: str, expected: str, observed: str, lost: int | None, ok: bool, **details) -> dict:
-    return {"case": case, "expected": expected, "observed": observed,
-            "finished_trials_lost": lost, "verdict": "ok" if ok else "defect",
-            "details": details}  # fmt: skip
+    return {
+        "case": case,
+        "expected": expected,
+        "observed": observed,
+        "finished_trials_lost": lost,
+        "verdict": "ok" if ok else "defect",
+        "details": details,
+    }
 
 
 # ---------------------------------------------------------------------- case 1: kill -9
@@ -149,13 +154,17 @@ def case_kills(settings: Settings, workdir: str, kills: int, seed: int) -> tuple
         ever.update(completed(state))
         stale = (lock_holder(path) or {}).get("pid") == run.pid
         stale_locks += stale
-        print(f"  kill {number + 1}/{kills}: {delay:.1f} s after the run had {count} of "
-              f"{settings.max_trials} trials finished; {len(completed(state))} COMPLETED on disk"
-              f"{', lock left' if stale else ''}", flush=True)  # fmt: skip
+        print(
+            f"  kill {number + 1}/{kills}: {delay:.1f} s after the run had {count} of "
+            f"{settings.max_trials} trials finished; {len(completed(state))} COMPLETED on disk"
+            f"{', lock left' if stale else ''}",
+            flush=True,
+        )
         run = None
     final_run = run or Run(settings, workdir, "killed", "killed_final")
-    if stale and wait_until(lambda: (lock_holder(path) or {}).get("pid") == final_run.pid,
-                            final_run):  # fmt: skip
+    if stale and wait_until(
+        lambda: (lock_holder(path) or {}).get("pid") == final_run.pid, final_run
+    ):
         takeovers += 1
     rc, result, log = final_run.wait()
     state = read_trials(path)
@@ -165,55 +174,92 @@ def case_kills(settings: Settings, workdir: str, kills: int, seed: int) -> tuple
     diff = max_diff(result["proba"], ref["proba"]) if rc == 0 else float("inf")
     lock_left = os.path.exists(os.path.join(path, "automl.lock"))
     in_search = sum(c < settings.max_trials for c in phases)
-    ok = (rc == 0 and not lost and same_members and diff <= ATOL and scores_equal
-          and takeovers == stale_locks and not lock_left and landed > 0)  # fmt: skip
-    observed = (f"{landed}/{kills} kills landed ({in_search} in the search, "
-                f"{landed - in_search} in the final model; {early} runs ended first); "
-                f"{takeovers}/{stale_locks} stale locks taken over; members "
-                f"{result.get('ensemble_trial_ids')} vs {ref['ensemble_trial_ids']}, "
-                f"max |dp| {diff:.1e}; trial scores {'equal' if scores_equal else 'DIFFER'}; "
-                f"lock {'LEFT' if lock_left else 'removed'} at the end")  # fmt: skip
+    ok = (
+        rc == 0
+        and not lost
+        and same_members
+        and diff <= ATOL
+        and scores_equal
+        and takeovers == stale_locks
+        and not lock_left
+        and landed > 0
+    )
+    observed = (
+        f"{landed}/{kills} kills landed ({in_search} in the search, "
+        f"{landed - in_search} in the final model; {early} runs ended first); "
+        f"{takeovers}/{stale_locks} stale locks taken over; members "
+        f"{result.get('ensemble_trial_ids')} vs {ref['ensemble_trial_ids']}, "
+        f"max |dp| {diff:.1e}; trial scores {'equal' if scores_equal else 'DIFFER'}; "
+        f"lock {'LEFT' if lock_left else 'removed'} at the end"
+    )
     if rc != 0:
         observed += f"; run {final_run.name} failed ({rc}): {result.get('error') or log[-300:]}"
     ref["scores"] = completed(read_trials(ref_path))
-    rows = [row(f"kill -9 x {kills}",
-                "no finished trial lost; resumes take over the lock; same members and "
-                f"predictions (atol {ATOL:g}) as a straight run",
-                observed, len(lost), ok, lost_trials=sorted(lost), plan=plan, kills_landed=landed,
-                reference_seconds=round(reference["end"] - reference["lock_at"], 1),
-                max_proba_diff=diff, members=result.get("ensemble_trial_ids"),
-                reference_members=ref["ensemble_trial_ids"])]  # fmt: skip
+    rows = [
+        row(
+            f"kill -9 x {kills}",
+            "no finished trial lost; resumes take over the lock; same members and "
+            f"predictions (atol {ATOL:g}) as a straight run",
+            observed,
+            len(lost),
+            ok,
+            lost_trials=sorted(lost),
+            plan=plan,
+            kills_landed=landed,
+            reference_seconds=round(reference["end"] - reference["lock_at"], 1),
+            max_proba_diff=diff,
+            members=result.get("ensemble_trial_ids"),
+            reference_members=ref["ensemble_trial_ids"],
+        )
+    ]
     return rows, ref
 
 
-def case_crash_points(settings: Settings, workdir: str, reference: dict,
-                      points: list[str]) -> list:  # fmt: skip
+def case_crash_points(settings: Settings, workdir: str, reference: dict, points: list[str]) -> list:
     """Die right after one file of trial 1 is written (between two writes); resume; compare."""
     rows = []
     for number, point in enumerate(points):
         project = f"crash_{number}"
         path = os.path.join(workdir, project)
-        rc, _, log = Run(settings, workdir, project, f"{project}_a",
-                         fault={"kind": "exit", "point": point, "trial": 1}).wait()  # fmt: skip
+        rc, _, log = Run(
+            settings,
+            workdir,
+            project,
+            f"{project}_a",
+            fault={"kind": "exit", "point": point, "trial": 1},
+        ).wait()
         before = read_trials(path)
         rc2, result, log2 = Run(settings, workdir, project, f"{project}_b").wait()
         state = read_trials(path)
         lost = lost_trials(completed(before), state)
         statuses = ", ".join(f"{tid} {t['status']}" for tid, t in sorted(state.items()))
-        same = (rc2 == 0 and result["ensemble_trial_ids"] == reference["ensemble_trial_ids"]
-                and max_diff(result["proba"], reference["proba"]) <= ATOL)  # fmt: skip
+        same = (
+            rc2 == 0
+            and result["ensemble_trial_ids"] == reference["ensemble_trial_ids"]
+            and max_diff(result["proba"], reference["proba"]) <= ATOL
+        )
         scores_equal = completed(state) == reference["scores"]
         ok = rc == 137 and rc2 == 0 and not lost and same and scores_equal
-        observed = (f"died (exit {rc}) with {len(completed(before))} COMPLETED; resume "
-                    f"exit {rc2}; trials now: {statuses}; members "
-                    f"{result.get('ensemble_trial_ids')} vs {reference['ensemble_trial_ids']}, "
-                    f"{'same' if same else 'DIFFERENT'} predictions, trial scores "
-                    f"{'equal' if scores_equal else 'DIFFER'}")  # fmt: skip
+        observed = (
+            f"died (exit {rc}) with {len(completed(before))} COMPLETED; resume "
+            f"exit {rc2}; trials now: {statuses}; members "
+            f"{result.get('ensemble_trial_ids')} vs {reference['ensemble_trial_ids']}, "
+            f"{'same' if same else 'DIFFERENT'} predictions, trial scores "
+            f"{'equal' if scores_equal else 'DIFFER'}"
+        )
         if rc2 != 0:
             observed += f"; {result.get('error_type')}: {result.get('error')}"
-        rows.append(row(f"crash after {point} write", "the resume reruns trial 1; the end "
-                        "equals the straight run", observed, len(lost), ok,
-                        point=CRASH_POINTS[point], trials=state))  # fmt: skip
+        rows.append(
+            row(
+                f"crash after {point} write",
+                "the resume reruns trial 1; the end equals the straight run",
+                observed,
+                len(lost),
+                ok,
+                point=CRASH_POINTS[point],
+                trials=state,
+            )
+        )
     return rows
 
 
@@ -233,21 +279,36 @@ def error_suffix(rc: int, result: dict) -> str:
 
 def case_failing_trial(settings: Settings, workdir: str) -> list:
     export = os.path.join(workdir, "failing.keras")
-    run = Run(settings, workdir, "failing", "failing", export=export,
-              fault={"kind": "raise", "trial": 1})  # fmt: skip
+    run = Run(
+        settings, workdir, "failing", "failing", export=export, fault={"kind": "raise", "trial": 1}
+    )
     rc, result, log = run.wait()
     summary, failed, others, lost = injected_trial(result)
     exported = os.path.exists(export) and os.path.getsize(export) > 0
-    ok = (rc == 0 and failed.get("status") == "FAILED" and INJECTED in (failed.get("reason") or "")
-          and len(summary) == settings.max_trials and lost == 0 and exported
-          and failed["trial_id"] not in result.get("ensemble_trial_ids", []))  # fmt: skip
+    ok = (
+        rc == 0
+        and failed.get("status") == "FAILED"
+        and INJECTED in (failed.get("reason") or "")
+        and len(summary) == settings.max_trials
+        and lost == 0
+        and exported
+        and failed["trial_id"] not in result.get("ensemble_trial_ids", [])
+    )
     observed = (
         f"exit {rc}; trial 1 {failed.get('status')} ({short(failed.get('reason'))!r}); "
         f"{len(others) - lost}/{len(others)} other trials COMPLETED; "
         f"members {result.get('ensemble_trial_ids')}; model exported: {exported}"
     ) + error_suffix(rc, result)
-    return [row("failing trial", "trial 1 FAILED with the RuntimeError as reason; the search "
-                "finishes; a model is exported", observed, lost, ok)]  # fmt: skip
+    return [
+        row(
+            "failing trial",
+            "trial 1 FAILED with the RuntimeError as reason; the search "
+            "finishes; a model is exported",
+            observed,
+            lost,
+            ok,
+        )
+    ]
 
 
 def case_out_of_memory(settings: Settings, workdir: str) -> list:
@@ -263,28 +324,48 @@ def case_out_of_memory(settings: Settings, workdir: str) -> list:
     failed_params = params.get(failed.get("trial_id"))
     later = {tid: p for tid, p in params.items() if int(tid) > 1}
     under = cap is not None and all(p < cap for p in later.values())
-    ok = (rc == 0 and failed.get("status") == "FAILED"
-          and "out of memory" in (failed.get("reason") or "").lower()
-          and cap is not None and failed_params is not None and cap < failed_params
-          and under and lost == 0 and len(summary) == settings.max_trials)  # fmt: skip
+    ok = (
+        rc == 0
+        and failed.get("status") == "FAILED"
+        and "out of memory" in (failed.get("reason") or "").lower()
+        and cap is not None
+        and failed_params is not None
+        and cap < failed_params
+        and under
+        and lost == 0
+        and len(summary) == settings.max_trials
+    )
     observed = (
         f"exit {rc}; trial 1 {failed.get('status')} ({short(failed.get('reason'))!r}); "
         f"size_cap {cap} vs its {failed_params} params; later trials' params "
         f"{sorted(later.values())} {'under' if under else 'NOT all under'} the cap; "
         f"{len(others) - lost}/{len(others)} other trials COMPLETED"
     ) + error_suffix(rc, result)
-    return [row("out of memory", "trial 1 FAILED (out of memory); oracle.json size_cap below "
-                "its params; later trials under the cap; the search finishes",
-                observed, lost, ok, size_cap=cap, failed_params=failed_params,
-                later_params=later)]  # fmt: skip
+    return [
+        row(
+            "out of memory",
+            "trial 1 FAILED (out of memory); oracle.json size_cap below "
+            "its params; later trials under the cap; the search finishes",
+            observed,
+            lost,
+            ok,
+            size_cap=cap,
+            failed_params=failed_params,
+            later_params=later,
+        )
+    ]
 
 
 # ---------------------------------------------------------------------- case 4: damaged JSON
 def cli(args: list[str], timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
-    """`python -m automl.cli ARGS`."""
-    return subprocess.run([sys.executable, "-m", "automl.cli", *args], capture_output=True,
-                          text=True, timeout=timeout,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
+    """`python -m automl.cli.commands ARGS`."""
+    return subprocess.run(
+        [sys.executable, "-m", "automl.cli.commands", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 def snapshot(folder: str) -> dict[str, bytes]:
@@ -306,15 +387,31 @@ def case_damaged_json(settings: Settings, workdir: str) -> list:
     cut = len(y) * 4 // 5
     np.savez(npz, x_train=x[:cut], y_train=y[:cut], x_test=x[cut:], y_test=y[cut:])
     directory = os.path.join(workdir, "cli")
-    rc, result, log = Run(settings, workdir, "fault_digits", "json_first", directory=directory,
-                          npz=npz).wait()  # fmt: skip
+    rc, result, log = Run(
+        settings, workdir, "fault_digits", "json_first", directory=directory, npz=npz
+    ).wait()
     if rc != 0:
         raise HarnessError(f"the search for the damaged-JSON case failed:\n{log[-3000:]}")
-    args = ["fit", "--npz", npz, "--directory", directory, "--max-trials",
-            str(settings.max_trials), "--epochs", str(settings.epochs), "--seed",
-            str(settings.seed), "--ensemble-size", str(settings.ensemble_size),
-            "--time-limit", "1h", "--output", os.path.join(workdir, "cli.keras"),
-            "--quiet"]  # fmt: skip
+    args = [
+        "fit",
+        "--npz",
+        npz,
+        "--directory",
+        directory,
+        "--max-trials",
+        str(settings.max_trials),
+        "--epochs",
+        str(settings.epochs),
+        "--seed",
+        str(settings.seed),
+        "--ensemble-size",
+        str(settings.ensemble_size),
+        "--time-limit",
+        "1h",
+        "--output",
+        os.path.join(workdir, "cli.keras"),
+        "--quiet",
+    ]
     project = os.path.join(directory, "fault_digits")
     first_trial = sorted(glob.glob(os.path.join(project, "trial_*")))[0]
     damages = [
@@ -336,13 +433,28 @@ def case_damaged_json(settings: Settings, workdir: str) -> list:
         lines = [line for line in proc.stderr.splitlines() if line.startswith("automl: error:")]
         message = lines[-1] if lines else proc.stderr.strip()[-300:]
         untouched = after == damaged  # nothing changed, no lock left behind
-        ok = (proc.returncode == 2 and bool(lines) and path in message
-              and "overwrite=True" in message and untouched)  # fmt: skip
-        observed = (f"exit {proc.returncode}; {short(message, 160)}; "
-                    f"project files {'untouched' if untouched else 'CHANGED'}")  # fmt: skip
-        rows.append(row(f"damaged JSON: {label}", "automl fit exits 2 with 'automl: error:' "
-                        "naming the file and overwrite=True; nothing else changes",
-                        observed, 0 if untouched else None, ok, message=message))  # fmt: skip
+        ok = (
+            proc.returncode == 2
+            and bool(lines)
+            and path in message
+            and "overwrite=True" in message
+            and untouched
+        )
+        observed = (
+            f"exit {proc.returncode}; {short(message, 160)}; "
+            f"project files {'untouched' if untouched else 'CHANGED'}"
+        )
+        rows.append(
+            row(
+                f"damaged JSON: {label}",
+                "automl fit exits 2 with 'automl: error:' "
+                "naming the file and overwrite=True; nothing else changes",
+                observed,
+                0 if untouched else None,
+                ok,
+                message=message,
+            )
+        )
     return rows
 
 
@@ -380,16 +492,17 @@ def flip_inside_array(path: str) -> str:
 
 def case_damaged_weights(settings: Settings, workdir: str) -> list:
     base = os.path.join(workdir, "weights_a")
-    rc, result, log = Run(settings, workdir, "weights", "weights_first",
-                          directory=base).wait()  # fmt: skip
+    rc, result, log = Run(settings, workdir, "weights", "weights_first", directory=base).wait()
     if rc != 0:
         raise HarnessError(f"the search for the damaged-weights case failed:\n{log[-3000:]}")
     member = result["ensemble_trial_ids"][0]
     second = os.path.join(workdir, "weights_b")
     shutil.copytree(base, second)
     rows = []
-    for label, directory, how in (("truncated", base, "truncate"),
-                                  ("bytes flipped", second, "flip")):  # fmt: skip
+    for label, directory, how in (
+        ("truncated", base, "truncate"),
+        ("bytes flipped", second, "flip"),
+    ):
         project = os.path.join(directory, "weights")
         path = os.path.join(project, f"trial_{member}", "model.weights.h5")
         if how == "truncate":
@@ -400,21 +513,38 @@ def case_damaged_weights(settings: Settings, workdir: str) -> list:
         else:
             done = flip_inside_array(path)
         before = completed(read_trials(project))
-        rc, resumed, log = Run(settings, workdir, "weights", f"weights_{how}",
-                               directory=directory).wait()  # fmt: skip
+        rc, resumed, log = Run(
+            settings, workdir, "weights", f"weights_{how}", directory=directory
+        ).wait()
         trial = next((r for r in resumed.get("summary", []) if r["trial_id"] == member), {})
         reason = trial.get("reason") or ""
         lost = lost_trials({k: v for k, v in before.items() if k != member}, read_trials(project))
         members = resumed.get("ensemble_trial_ids")
-        ok = (rc == 0 and trial.get("status") == "FAILED" and path in reason
-              and members is not None and member not in members and not lost)  # fmt: skip
-        observed = (f"{done}; exit {rc}; trial {member} {trial.get('status')} "
-                    f"({'file named' if path in reason else 'file NOT named'}: {short(reason, 90)!r}); "
-                    f"members {result['ensemble_trial_ids']} -> {members}")  # fmt: skip
+        ok = (
+            rc == 0
+            and trial.get("status") == "FAILED"
+            and path in reason
+            and members is not None
+            and member not in members
+            and not lost
+        )
+        observed = (
+            f"{done}; exit {rc}; trial {member} {trial.get('status')} "
+            f"({'file named' if path in reason else 'file NOT named'}: {short(reason, 90)!r}); "
+            f"members {result['ensemble_trial_ids']} -> {members}"
+        )
         observed += error_suffix(rc, resumed)
-        rows.append(row(f"damaged weights: {label}", f"resumed fit succeeds; the member (trial "
-                        f"{member}) FAILED naming its file; no longer a member",
-                        observed, len(lost), ok, reason=reason))  # fmt: skip
+        rows.append(
+            row(
+                f"damaged weights: {label}",
+                f"resumed fit succeeds; the member (trial "
+                f"{member}) FAILED naming its file; no longer a member",
+                observed,
+                len(lost),
+                ok,
+                reason=reason,
+            )
+        )
     return rows
 
 
@@ -438,8 +568,12 @@ def case_two_processes(settings: Settings, workdir: str, reference: dict | None)
         rc, result, log = run.wait()
         first_alive = first.alive()
         error = result.get("error", "")
-        ok = (rc == 2 and "in use by process" in error and f"process {first.pid} " in error
-              and result.get("error_type") == "InputError")  # fmt: skip
+        ok = (
+            rc == 2
+            and "in use by process" in error
+            and f"process {first.pid} " in error
+            and result.get("error_type") == "InputError"
+        )
         refusals.append((label, rc, error, first_alive, ok))
     rc, result, log = first.wait()
     state = read_trials(path)
@@ -447,27 +581,42 @@ def case_two_processes(settings: Settings, workdir: str, reference: dict | None)
     lock_left = os.path.exists(os.path.join(path, "automl.lock"))
     same = None
     if reference is not None and rc == 0:
-        same = (result["ensemble_trial_ids"] == reference["ensemble_trial_ids"]
-                and max_diff(result["proba"], reference["proba"]) <= ATOL)  # fmt: skip
+        same = (
+            result["ensemble_trial_ids"] == reference["ensemble_trial_ids"]
+            and max_diff(result["proba"], reference["proba"]) <= ATOL
+        )
     lost = settings.max_trials - len(done)
     out = []
     for label, rc_other, error, first_alive, ok in refusals:
         all_ok = ok and rc == 0 and lost == 0 and not lock_left and same is not False
-        observed = (f"exit {rc_other} ({short(error, 110)}); "
-                    f"first search {'still running' if first_alive else 'already ended'}; it "
-                    f"then exited {rc} with {len(done)}/{settings.max_trials} trials COMPLETED"
-                    + ("" if same is None else f", {'equal to' if same else 'DIFFERENT from'} "
-                       "the reference")
-                    + f", lock {'LEFT' if lock_left else 'removed'}")  # fmt: skip
-        out.append(row(f"two processes: {label}", "refused with 'in use by process' (exit 2); "
-                       "the running search finishes with all its trials",
-                       observed, lost, all_ok, error=error))  # fmt: skip
+        observed = (
+            f"exit {rc_other} ({short(error, 110)}); "
+            f"first search {'still running' if first_alive else 'already ended'}; it "
+            f"then exited {rc} with {len(done)}/{settings.max_trials} trials COMPLETED"
+            + (
+                ""
+                if same is None
+                else f", {'equal to' if same else 'DIFFERENT from'} the reference"
+            )
+            + f", lock {'LEFT' if lock_left else 'removed'}"
+        )
+        out.append(
+            row(
+                f"two processes: {label}",
+                "refused with 'in use by process' (exit 2); "
+                "the running search finishes with all its trials",
+                observed,
+                lost,
+                all_ok,
+                error=error,
+            )
+        )
     return out
 
 
 LOCK_RACE = """
 import json, os, sys, time
-from automl.engine import project
+from automl.project import folder as project
 directory, name, role, go, out = sys.argv[1:6]
 if role == "slow":  # descheduled between reading the stale lock and taking it
     try_lock = project._try_lock
@@ -498,9 +647,21 @@ def case_lock_race(workdir: str) -> list:
     with open(os.path.join(path, "automl.lock"), "w") as f:
         json.dump({"pid": dead.pid, "host": socket.gethostname(), "since": time.time()}, f)
     go = os.path.join(workdir, "race.go")
-    procs = {role: subprocess.Popen([sys.executable, "-c", LOCK_RACE, workdir, "race", role, go,
-                                     os.path.join(workdir, f"race_{role}.json")])
-             for role in ("slow", "fast")}  # fmt: skip
+    procs = {
+        role: subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                LOCK_RACE,
+                workdir,
+                "race",
+                role,
+                go,
+                os.path.join(workdir, f"race_{role}.json"),
+            ]
+        )
+        for role in ("slow", "fast")
+    }
     time.sleep(1.0)
     with open(go, "w"):
         pass
@@ -515,15 +676,25 @@ def case_lock_race(workdir: str) -> list:
     observed = f"{len(holders)} of 2 processes hold the lock ({', '.join(holders) or 'none'})" + (
         f"; the other: {short(refused[0]['error'], 60)}" if refused else ""
     )
-    return [row("two processes take over one stale lock", "one holds the lock, the other is "
-                "refused ('in use by process')", observed, None, ok, results=results)]  # fmt: skip
+    return [
+        row(
+            "two processes take over one stale lock",
+            "one holds the lock, the other is refused ('in use by process')",
+            observed,
+            None,
+            ok,
+            results=results,
+        )
+    ]
 
 
 # ---------------------------------------------------------------------- main
 def print_table(rows: list[dict]) -> None:
     widths = {"case": 30, "expected": 44, "observed": 58}
-    header = (f"{'case':<{widths['case']}}  {'expected':<{widths['expected']}}  "
-              f"{'observed':<{widths['observed']}}  {'lost':>4}  verdict")  # fmt: skip
+    header = (
+        f"{'case':<{widths['case']}}  {'expected':<{widths['expected']}}  "
+        f"{'observed':<{widths['observed']}}  {'lost':>4}  verdict"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -539,8 +710,11 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="3 kills, smaller searches (200 digits, 3 trials, 1 epoch)")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 kills, smaller searches (200 digits, 3 trials, 1 epoch)",
+    )
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--kills", type=int, default=None, help="SIGKILLs in case 1 (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="search seed and kill-time seed")
@@ -551,16 +725,21 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     workdir = args.keep or tempfile.mkdtemp(prefix="automl-faults-")
     os.makedirs(workdir, exist_ok=True)
-    print(f"settings: {asdict(settings)}, kills {kills}; host {socket.gethostname()}; "
-          f"folder {workdir}", flush=True)  # fmt: skip
+    print(
+        f"settings: {asdict(settings)}, kills {kills}; host {socket.gethostname()}; "
+        f"folder {workdir}",
+        flush=True,
+    )
     rows: list[dict] = []
 
     def record(name: str, found: list[dict], began: float) -> None:
         for r in found:
             r["seconds"] = round(time.time() - began, 1)
         rows.extend(found)
-        print(f"[{time.time() - start:5.0f} s] {name}: {', '.join(r['verdict'] for r in found)}",
-              flush=True)  # fmt: skip
+        print(
+            f"[{time.time() - start:5.0f} s] {name}: {', '.join(r['verdict'] for r in found)}",
+            flush=True,
+        )
 
     harness_errors: list[str] = []
 
@@ -582,8 +761,9 @@ def main(argv: list[str] | None = None) -> int:
             harness_errors.append(f"kill -9: {err}")
             print(f"HARNESS ERROR in kill -9: {err}", flush=True)
         if reference is not None:
-            points = (["trial.json RUNNING", "trial.json COMPLETED"] if args.quick
-                      else list(CRASH_POINTS))  # fmt: skip
+            points = (
+                ["trial.json RUNNING", "trial.json COMPLETED"] if args.quick else list(CRASH_POINTS)
+            )
             attempt("crash points", case_crash_points, settings, workdir, reference, points)
         attempt("failing trial", case_failing_trial, settings, workdir)
         attempt("out of memory", case_out_of_memory, settings, workdir)
@@ -599,15 +779,30 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     lost = sum(r["finished_trials_lost"] or 0 for r in rows)
     defects = sum(r["verdict"] != "ok" for r in rows)
-    print(f"\nfinished trials lost: {lost}; defects: {defects} of {len(rows)} checks; "
-          f"{seconds:.0f} s")  # fmt: skip
+    print(
+        f"\nfinished trials lost: {lost}; defects: {defects} of {len(rows)} checks; {seconds:.0f} s"
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"finished_trials_lost": lost, "defects": defects, "cases": rows,
-                       "settings": {**asdict(settings), "kills": kills, "quick": args.quick,
-                                    "atol": ATOL, "probe_images": PROBE},
-                       "harness_errors": harness_errors,
-                       "seconds": round(seconds, 1)}, f, indent=2, default=str)  # fmt: skip
+            json.dump(
+                {
+                    "finished_trials_lost": lost,
+                    "defects": defects,
+                    "cases": rows,
+                    "settings": {
+                        **asdict(settings),
+                        "kills": kills,
+                        "quick": args.quick,
+                        "atol": ATOL,
+                        "probe_images": PROBE,
+                    },
+                    "harness_errors": harness_errors,
+                    "seconds": round(seconds, 1),
+                },
+                f,
+                indent=2,
+                default=str,
+            )
     return 1 if harness_errors else 0
 
 

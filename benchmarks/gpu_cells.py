@@ -121,9 +121,20 @@ def _device(backend: str) -> str:
 
 def _run_child(backend: str, method: str, args) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, __file__, "--child", method, "--steps", str(args.steps),
-               "--warmup", str(args.warmup)] + (["--quick"] if args.quick else []) + (
-                   ["--xla"] if args.xla else [])  # fmt: skip
+    command = (
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            method,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+        ]
+        + (["--quick"] if args.quick else [])
+        + (["--xla"] if args.xla else [])
+    )
     command += [f"--{name}={getattr(args, name)}" for name in PAPER if getattr(args, name)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     for line in done.stdout.splitlines():
@@ -133,9 +144,22 @@ def _run_child(backend: str, method: str, args) -> dict:
 
 
 def _run_anchor(path: str, size: dict, args) -> dict:
-    command = [sys.executable, path, "--cells", str(size["cells"]), "--c", str(size["channels"]),
-               "--batch", str(size["batch"]), "--size", str(size["size"]),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
+    command = [
+        sys.executable,
+        path,
+        "--cells",
+        str(size["cells"]),
+        "--c",
+        str(size["channels"]),
+        "--batch",
+        str(size["batch"]),
+        "--size",
+        str(size["size"]),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if not rows:
@@ -145,15 +169,22 @@ def _run_anchor(path: str, size: dict, args) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("tensorflow", "jax"), action="append",
-                        help="a backend to time (repeat for more; default: both)")  # fmt: skip
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax"),
+        action="append",
+        help="a backend to time (repeat for more; default: both)",
+    )
     parser.add_argument("--quick", action="store_true", help="a CPU-sized supernet")
     for name in PAPER:
         parser.add_argument(f"--{name}", type=int, help=f"override the supernet's {name}")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per method")
     parser.add_argument("--warmup", type=int, default=3, help="steps before timing")
-    parser.add_argument("--xla", action="store_true",
-                        help="compile TensorFlow's steps with XLA too (JAX's always are)")  # fmt: skip
+    parser.add_argument(
+        "--xla",
+        action="store_true",
+        help="compile TensorFlow's steps with XLA too (JAX's always are)",
+    )
     parser.add_argument("--anchor", help="a PyTorch reference script to run beside")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
@@ -176,24 +207,34 @@ def main(argv=None) -> dict:
         for backend, m in by_backend.items()
         if all("ms_per_step" in m.get(k, {}) for k in ("milenas", "darts2"))
     }
-    print(f"DARTS supernet: {size['cells']} cells, C={size['channels']}, batch {size['batch']} "
-          f"per split, {size['size']}x{size['size']}x3")  # fmt: skip
+    print(
+        f"DARTS supernet: {size['cells']} cells, C={size['channels']}, batch {size['batch']} "
+        f"per split, {size['size']}x{size['size']}x3"
+    )
     header = f"{'backend':<11}{'method':<9}{'ms/step':>9}{'compile s':>11}{'peak MiB':>10}"
     print(header + f"{'vs torch':>10}{'50 ep h':>9}  device")
     for row in rows:
         if "error" in row:
             print(f"{row['backend']:<11}{row['method']:<9} failed: {row['error'][-300:]}")
             continue
-        print(f"{row['backend']:<11}{row['method']:<9}{row['ms_per_step']:>9.1f}"
-              f"{row['compile_s']:>11.1f}{row['peak_memory_mib']:>10.0f}"
-              f"{row.get('ratio_to_pytorch', float('nan')):>10.3f}"
-              f"{row['projected_50_epochs_h']:>9.2f}  {row['device']}")  # fmt: skip
+        print(
+            f"{row['backend']:<11}{row['method']:<9}{row['ms_per_step']:>9.1f}"
+            f"{row['compile_s']:>11.1f}{row['peak_memory_mib']:>10.0f}"
+            f"{row.get('ratio_to_pytorch', float('nan')):>10.3f}"
+            f"{row['projected_50_epochs_h']:>9.2f}  {row['device']}"
+        )
     for method, row in anchor.items():
         print(f"{'pytorch':<11}{method:<9}{row['ms_per_step']:>9.1f}{'':>31}  {row['device']}")
     for backend, ratio in ratios.items():
         print(f"{backend}: milenas / darts2 step = {ratio:.3f}")
-    result = {"size": size, "steps": args.steps, "warmup": args.warmup, "rows": rows,
-              "pytorch": anchor, "milenas_over_darts2": ratios}  # fmt: skip
+    result = {
+        "size": size,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "rows": rows,
+        "pytorch": anchor,
+        "milenas_over_darts2": ratios,
+    }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -38,8 +38,8 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.gaussian_process import GaussianProcessRegressor  # noqa: E402
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel  # noqa: E402
 
-from automl.graph import nb201  # noqa: E402
-from automl.search import nb201 as moves  # noqa: E402
+from automl.nb201 import codec as nb201  # noqa: E402
+from automl.nb201 import space as moves  # noqa: E402
 
 KERNELS = {
     "wl_h1": lambda: WLKernel(h=1),

@@ -9,7 +9,8 @@ for `--max-epochs` epochs in two runs:
 
 - inherited: from the parent's weights (`inherit_weights`, with `--widen-mode`
   and `--widen-noise` on the units a widen copies, relative to the layer's kernel
-  std; the search uses `automl.engine.graph_search.WIDEN_MODE` and `WIDEN_NOISE`);
+  std; the search uses `SearchSettings().widen_mode` and `.widen_noise`, of
+  `automl.engine.settings`);
 - scratch: the same child graph from a fresh initialisation.
 
 Both runs use the same seed, the same Adam learning rate and batch size and the
@@ -61,7 +62,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from automl.engine.graph_search import WIDEN_MODE, WIDEN_NOISE  # noqa: E402
+from automl.engine.settings import SearchSettings  # noqa: E402
 from automl.graph.architecture import ArchitectureGraph  # noqa: E402
 from automl.graph.seeds import small_cnn  # noqa: E402
 from automl.morphism.operators import (  # noqa: E402
@@ -72,6 +73,7 @@ from automl.morphism.operators import (  # noqa: E402
     random_op,
 )
 
+SEARCH = SearchSettings()  # the search's widening: the defaults of --widen-mode/--widen-noise
 KS = (1, 3, 10)  # epochs after which the validation accuracy is reported
 
 
@@ -91,14 +93,14 @@ def load_data(seed: int = 0):
 
 def train_dataset(data, batch_size: int, seed: int):
     """A fresh shuffled training dataset: each one gives the same batches, epoch by epoch."""
-    from automl.data import as_dataset  # tf.data on TensorFlow, a PyDataset elsewhere
+    from automl.data.arrays import as_dataset  # tf.data on TensorFlow, a PyDataset elsewhere
 
     x_train, y_train, _, _ = data
     return as_dataset(x_train, y_train, batch_size, shuffle_seed=seed)
 
 
 def val_dataset(data):
-    from automl.data import as_dataset
+    from automl.data.arrays import as_dataset
 
     _, _, x_val, y_val = data
     return as_dataset(x_val, y_val, 512)
@@ -398,14 +400,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--widen-noise",
         type=float,
-        default=WIDEN_NOISE,
-        help=f"noise on widened copies, relative to the kernel std (default {WIDEN_NOISE})",
+        default=SEARCH.widen_noise,
+        help=f"noise on widened copies, relative to the kernel std (default {SEARCH.widen_noise})",
     )
     parser.add_argument(
         "--widen-mode",
         choices=["split", "zero"],
-        default=WIDEN_MODE,
-        help=f"where a widen's copies start (default {WIDEN_MODE})",
+        default=SEARCH.widen_mode,
+        help=f"where a widen's copies start (default {SEARCH.widen_mode})",
     )
     parser.add_argument(
         "--compare-widen",

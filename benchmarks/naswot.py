@@ -13,7 +13,7 @@ again. Duplicate graphs are drawn again too.
 
 For each candidate:
 
-- NASWOT score (`automl.screening`) of the network at its initial weights on
+- NASWOT score (`automl.search.screening`) of the network at its initial weights on
   one fixed batch of `--score-batch` (64) training images, timed in two parts:
   building the Keras model (seconds) and scoring it (one forward pass,
   milliseconds);
@@ -141,7 +141,7 @@ def train_accuracy(graph: ArchitectureGraph, data, args) -> tuple[float, float]:
     """Best validation accuracy over `args.epochs` epochs from the seed's initialisation."""
     import keras
 
-    from automl.data import as_dataset
+    from automl.data.arrays import as_dataset
     from automl.graph.builder import build_model
 
     x_train, y_train, x_val, y_val = data
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import keras
 
-    from automl.screening import score_graphs
+    from automl.search.screening import score_graphs
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf

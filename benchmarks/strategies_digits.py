@@ -20,12 +20,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def run(strategy: str, seed: int, max_trials: int, directory: str) -> dict:
     import automl
-    from automl.datasets import load_builtin
+    from automl.data.datasets import load_builtin
 
     data = load_builtin("digits")
-    clf = automl.ImageClassifier(strategy=strategy, max_trials=max_trials, seed=seed,
-                                 directory=directory, project_name=f"{strategy}_{seed}",
-                                 overwrite=True, verbose=0)  # fmt: skip
+    clf = automl.ImageClassifier(
+        strategy=strategy,
+        max_trials=max_trials,
+        seed=seed,
+        directory=directory,
+        project_name=f"{strategy}_{seed}",
+        overwrite=True,
+        verbose=0,
+    )
     start = time.time()
     clf.fit(data.x_train, data.y_train)
     summary = clf.search_summary()
@@ -54,8 +60,11 @@ def main() -> None:
             for strategy in ("bayesian", "random"):
                 rows.append(run(strategy, seed, trials, directory))
                 r = rows[-1]
-                print(f"{strategy:<9} seed {seed}: best val {r['best_val_accuracy']:.4f}  "
-                      f"test {r['test_accuracy']:.4f}  ({r['seconds']:.0f} s)", flush=True)  # fmt: skip
+                print(
+                    f"{strategy:<9} seed {seed}: best val {r['best_val_accuracy']:.4f}  "
+                    f"test {r['test_accuracy']:.4f}  ({r['seconds']:.0f} s)",
+                    flush=True,
+                )
     print(f"\n{'strategy':<10}{'mean best val':>15}{'mean test':>11}{'mean s':>9}")
     means = {}
     for strategy in ("bayesian", "random"):
@@ -68,8 +77,10 @@ def main() -> None:
     wins = sum(
         b["best_val_accuracy"] > r["best_val_accuracy"] for b, r in zip(rows[0::2], rows[1::2])
     )
-    print(f"bayesian beats random on {wins} of {seeds} seeds; mean gap "
-          f"{means['bayesian'] - means['random']:+.4f}")  # fmt: skip
+    print(
+        f"bayesian beats random on {wins} of {seeds} seeds; mean gap "
+        f"{means['bayesian'] - means['random']:+.4f}"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"max_trials": trials, "results": rows}, f, indent=2)

@@ -45,8 +45,16 @@ SHIFT = 3
 GAMMA_RANGE = (0.6, 1.6)
 NOISE_STD = 0.05
 SEED = 0
-FIT = {"strategy": "random", "max_trials": 2, "epochs": 1, "ensemble_size": 1,
-       "max_model_size": 20_000, "batch_size": 128, "seed": 0, "verbose": 0}  # fmt: skip
+FIT = {
+    "strategy": "random",
+    "max_trials": 2,
+    "epochs": 1,
+    "ensemble_size": 1,
+    "max_model_size": 20_000,
+    "batch_size": 128,
+    "seed": 0,
+    "verbose": 0,
+}
 
 
 def sources(test: bool = False):
@@ -57,8 +65,9 @@ def sources(test: bool = False):
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    parts = train_test_split(digits.images, digits.target, test_size=0.2, random_state=SEED,
-                             stratify=digits.target)  # fmt: skip
+    parts = train_test_split(
+        digits.images, digits.target, test_size=0.2, random_state=SEED, stratify=digits.target
+    )
     images, labels = (parts[1], parts[3]) if test else (parts[0], parts[2])
     return _canvases(images, SIZE), labels
 
@@ -69,8 +78,9 @@ def make_batch(canvases, labels, index: int, count: int, seed: int = SEED):
     picks = rng.integers(0, len(canvases), count)
     padded = np.pad(canvases[picks], ((0, 0), (SHIFT, SHIFT), (SHIFT, SHIFT)))
     rows, cols = rng.integers(0, 2 * SHIFT + 1, (2, count))
-    images = np.stack([padded[i, r : r + SIZE, c : c + SIZE] for i, (r, c) in
-                       enumerate(zip(rows, cols))])  # fmt: skip
+    images = np.stack(
+        [padded[i, r : r + SIZE, c : c + SIZE] for i, (r, c) in enumerate(zip(rows, cols))]
+    )
     gamma = np.exp(rng.uniform(*np.log(GAMMA_RANGE), count))[:, None, None]
     images = np.clip(images**gamma + rng.normal(0, NOISE_STD, images.shape), 0, 1)
     return np.round(images * 255).astype("float32")[..., None], labels[picks]
@@ -163,16 +173,29 @@ def child(args) -> dict:
             y_test = y_test.astype(str)
         accuracy = clf.evaluate(x_test, y_test)["accuracy"]
     trials = timer.epochs[:-1]  # the last epoch is the refit's, on train + validation data
-    return {"size": args.size, "source": args.source,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "seconds_per_epoch": round(float(np.median([e["steady"] for e in trials])), 2),
-            "epoch_seconds_with_tracing": round(float(np.median([e["seconds"] for e in trials])), 2),
-            "fit_seconds": round(seconds, 1), "test_accuracy": round(float(accuracy), 4)}  # fmt: skip
+    return {
+        "size": args.size,
+        "source": args.source,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "seconds_per_epoch": round(float(np.median([e["steady"] for e in trials])), 2),
+        "epoch_seconds_with_tracing": round(float(np.median([e["seconds"] for e in trials])), 2),
+        "fit_seconds": round(seconds, 1),
+        "test_accuracy": round(float(accuracy), 4),
+    }
 
 
 def run_child(source: str, size: int, directory: str) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--child", "--source", source,
-               "--size", str(size), "--directory", directory]  # fmt: skip
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        "--source",
+        source,
+        "--size",
+        str(size),
+        "--directory",
+        directory,
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -184,8 +207,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k, 2k and 4k images")
     parser.add_argument("--json", help="write the results here")
-    parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "automl_streaming"),
-                        help="where the image folders are written (kept for the next run)")  # fmt: skip
+    parser.add_argument(
+        "--cache",
+        default=os.path.join(tempfile.gettempdir(), "automl_streaming"),
+        help="where the image folders are written (kept for the next run)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -197,26 +223,38 @@ def main(argv=None) -> None:
     sizes = [1000, 2000, 4000] if args.quick else [10_000, 40_000, 160_000]
     processes = max(1, os.cpu_count() or 1)
     rows, writing = [], {}
-    print(f"{'size':>8} {'source':>10} {'peak RSS MB':>12} {'s / epoch':>10} "
-          f"{'fit s':>8} {'test acc':>9}")  # fmt: skip
+    print(
+        f"{'size':>8} {'source':>10} {'peak RSS MB':>12} {'s / epoch':>10} "
+        f"{'fit s':>8} {'test acc':>9}"
+    )
     for size in sizes:
         folder = os.path.join(args.cache, f"digits28_{size}")
         writing[size] = round(write_directory(folder, size, processes), 1)
         for source in ("directory", "generator"):
             row = run_child(source, size, folder)
             rows.append(row)
-            print(f"{size:>8} {source:>10} {row['peak_rss_mb']:>12.1f} "
-                  f"{row['seconds_per_epoch']:>10.2f} {row['fit_seconds']:>8.1f} "
-                  f"{row['test_accuracy']:>9.4f}", flush=True)  # fmt: skip
+            print(
+                f"{size:>8} {source:>10} {row['peak_rss_mb']:>12.1f} "
+                f"{row['seconds_per_epoch']:>10.2f} {row['fit_seconds']:>8.1f} "
+                f"{row['test_accuracy']:>9.4f}",
+                flush=True,
+            )
     growth = {}
     for source in ("directory", "generator"):
         rss = {r["size"]: r["peak_rss_mb"] for r in rows if r["source"] == source}
         growth[source] = round(rss[sizes[-1]] / rss[sizes[0]] - 1, 4)
-    result = {"peak_rss_growth": max(growth.values()), "peak_rss_growth_by_source": growth,
-              "png_writing_seconds": writing, "processes": processes, "fit": FIT,
-              "rows": rows}  # fmt: skip
-    print(f"peak_rss_growth ({sizes[-1]:,} over {sizes[0]:,} images): {result['peak_rss_growth']:+.3f} "
-          f"{growth}; PNG writing seconds: {writing}")  # fmt: skip
+    result = {
+        "peak_rss_growth": max(growth.values()),
+        "peak_rss_growth_by_source": growth,
+        "png_writing_seconds": writing,
+        "processes": processes,
+        "fit": FIT,
+        "rows": rows,
+    }
+    print(
+        f"peak_rss_growth ({sizes[-1]:,} over {sizes[0]:,} images): {result['peak_rss_growth']:+.3f} "
+        f"{growth}; PNG writing seconds: {writing}"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

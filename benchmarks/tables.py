@@ -49,14 +49,29 @@ def regression_20k():
     city = rng.choice(30, size=n, p=city_p / city_p.sum())
     kind = rng.choice(5, size=n, p=[0.35, 0.25, 0.2, 0.15, 0.05])
     city_offset, kind_offset = rng.normal(0, 0.5, 30), rng.normal(0, 0.7, 5)
-    signal = (1.0 * (np.log(income) - 10.5) + 0.4 * np.log1p(balance / 1000)
-              + 0.5 * np.log1p(visits) + 1.0 * np.sin(1.5 * x1)
-              + 0.8 * x2 * (age - 49) / 18 + city_offset[city] + kind_offset[kind])  # fmt: skip
+    signal = (
+        1.0 * (np.log(income) - 10.5)
+        + 0.4 * np.log1p(balance / 1000)
+        + 0.5 * np.log1p(visits)
+        + 1.0 * np.sin(1.5 * x1)
+        + 0.8 * x2 * (age - 49) / 18
+        + city_offset[city]
+        + kind_offset[kind]
+    )
     y = signal + rng.normal(0, np.sqrt(signal.var() * 0.15 / 0.85), n)
     balance[rng.random(n) < 0.02] = np.nan
-    x = pd.DataFrame({"income": income, "balance": balance, "visits": visits, "age": age,
-                      "x1": x1, "x2": x2, "city": [f"city_{c:02d}" for c in city],
-                      "kind": [f"kind_{chr(97 + k)}" for k in kind]})  # fmt: skip
+    x = pd.DataFrame(
+        {
+            "income": income,
+            "balance": balance,
+            "visits": visits,
+            "age": age,
+            "x1": x1,
+            "x2": x2,
+            "city": [f"city_{c:02d}" for c in city],
+            "kind": [f"kind_{chr(97 + k)}" for k in kind],
+        }
+    )
     return x, pd.Series(y, name="target"), "regression"
 
 
@@ -150,8 +165,14 @@ def run_automl(task: str, limit: float, seed: int, max_trials: int, split) -> di
     )
     directory = tempfile.mkdtemp(prefix="automl-tables-")
     try:
-        model = cls(time_limit=limit, seed=seed, verbose=0, overwrite=True, directory=directory,
-                    max_trials=max_trials)  # fmt: skip
+        model = cls(
+            time_limit=limit,
+            seed=seed,
+            verbose=0,
+            overwrite=True,
+            directory=directory,
+            max_trials=max_trials,
+        )
         start = time.perf_counter()
         model.fit(x_train, y_train)
         seconds = time.perf_counter() - start
@@ -175,9 +196,17 @@ def aggregate(dataset: str, method: str, runs: list[dict]) -> dict:
         return float(np.mean([r[key] for r in ok])) if ok and ok[0][key] is not None else None
 
     std = float(np.std([r["value"] for r in ok])) if ok else None
-    return {"dataset": dataset, "method": method, "metric": runs[0]["metric"],
-            "mean": mean("value"), "std": std, "seconds": mean("seconds"), "r2_mean": mean("r2"),
-            "runs": len(ok), "errors": len(runs) - len(ok)}  # fmt: skip
+    return {
+        "dataset": dataset,
+        "method": method,
+        "metric": runs[0]["metric"],
+        "mean": mean("value"),
+        "std": std,
+        "seconds": mean("seconds"),
+        "r2_mean": mean("r2"),
+        "runs": len(ok),
+        "errors": len(runs) - len(ok),
+    }
 
 
 def verdict(dataset: str, limit: float, auto: dict, base: list[dict], sign: float) -> dict:
@@ -186,10 +215,16 @@ def verdict(dataset: str, limit: float, auto: dict, base: list[dict], sign: floa
     holds = auto["mean"] is not None and (
         sign * (best["mean"] - auto["mean"]) <= max(auto["std"], best["std"])
     )
-    return {"dataset": dataset, "limit": limit, "automl_mean": auto["mean"],
-            "automl_std": auto["std"], "best_baseline": best["method"],
-            "baseline_mean": best["mean"], "baseline_std": best["std"],
-            "holds": bool(holds)}  # fmt: skip
+    return {
+        "dataset": dataset,
+        "limit": limit,
+        "automl_mean": auto["mean"],
+        "automl_std": auto["std"],
+        "best_baseline": best["method"],
+        "baseline_mean": best["mean"],
+        "baseline_std": best["std"],
+        "holds": bool(holds),
+    }
 
 
 def summarize(rows: list[dict], limits) -> tuple[list[dict], list[dict]]:
@@ -295,12 +330,22 @@ def main(argv=None) -> dict:
     for name in names:
         rows += run_dataset(name, seeds, limits, args.max_trials)
         summary, verdicts = summarize(rows, limits)
-        diabetes = [s["mean"] for s in summary if s["dataset"] == "diabetes"
-                    and s["method"] == "automl_120s"]  # fmt: skip
-        result = {"benchmark": "tables", "seeds": seeds, "limits": limits,
-                  "max_trials": args.max_trials, "rows": rows, "summary": summary,
-                  "verdicts": verdicts, "diabetes_mse_120s": diabetes[0] if diabetes else None,
-                  "all_hold": bool(verdicts) and all(v["holds"] for v in verdicts)}  # fmt: skip
+        diabetes = [
+            s["mean"]
+            for s in summary
+            if s["dataset"] == "diabetes" and s["method"] == "automl_120s"
+        ]
+        result = {
+            "benchmark": "tables",
+            "seeds": seeds,
+            "limits": limits,
+            "max_trials": args.max_trials,
+            "rows": rows,
+            "summary": summary,
+            "verdicts": verdicts,
+            "diabetes_mse_120s": diabetes[0] if diabetes else None,
+            "all_hold": bool(verdicts) and all(v["holds"] for v in verdicts),
+        }
         if args.json:
             write_json(args.json, result)
     print_table(summary, verdicts, limits)

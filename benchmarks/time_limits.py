@@ -40,17 +40,26 @@ def run_limit(limit: float, data, seed: int = 0) -> dict:
     import automl
 
     x_train, y_train, x_test, y_test = data
-    model = automl.ImageClassifier(time_limit=limit, max_trials=100, seed=seed, verbose=0,
-                                   directory=tempfile.mkdtemp(prefix="automl-time-"))  # fmt: skip
+    model = automl.ImageClassifier(
+        time_limit=limit,
+        max_trials=100,
+        seed=seed,
+        verbose=0,
+        directory=tempfile.mkdtemp(prefix="automl-time-"),
+    )
     start = time.time()
     model.fit(x_train, y_train)
     wall = time.time() - start
     summary = model.search_summary()
-    return {"time_limit": limit, "wall_seconds": round(wall, 2), "ratio": round(wall / limit, 3),
-            "within_10_percent": bool(abs(wall / limit - 1) <= 0.10),
-            "trials_finished": int((summary["status"] == "COMPLETED").sum()),
-            "ensemble": list(model.ensemble_trial_ids_),
-            "test_accuracy": round(float(np.mean(model.predict(x_test) == y_test)), 4)}  # fmt: skip
+    return {
+        "time_limit": limit,
+        "wall_seconds": round(wall, 2),
+        "ratio": round(wall / limit, 3),
+        "within_10_percent": bool(abs(wall / limit - 1) <= 0.10),
+        "trials_finished": int((summary["status"] == "COMPLETED").sum()),
+        "ensemble": list(model.ensemble_trial_ids_),
+        "test_accuracy": round(float(np.mean(model.predict(x_test) == y_test)), 4),
+    }
 
 
 def main(argv=None) -> dict:
@@ -69,11 +78,18 @@ def main(argv=None) -> dict:
     for limit in limits:
         row = run_limit(limit, data, args.seed)
         rows.append(row)
-        print(f"{limit:8.0f} {row['wall_seconds']:7.1f} {row['ratio']:6.3f} "
-              f"{'yes' if row['within_10_percent'] else 'NO':>3} {row['trials_finished']:6d} "
-              f"{row['test_accuracy']:8.4f}  {', '.join(row['ensemble'])}", flush=True)  # fmt: skip
-    result = {"benchmark": "time_limits", "dataset": "load_digits 8x8, 80/20 split",
-              "all_within_10_percent": all(r["within_10_percent"] for r in rows), "rows": rows}  # fmt: skip
+        print(
+            f"{limit:8.0f} {row['wall_seconds']:7.1f} {row['ratio']:6.3f} "
+            f"{'yes' if row['within_10_percent'] else 'NO':>3} {row['trials_finished']:6d} "
+            f"{row['test_accuracy']:8.4f}  {', '.join(row['ensemble'])}",
+            flush=True,
+        )
+    result = {
+        "benchmark": "time_limits",
+        "dataset": "load_digits 8x8, 80/20 split",
+        "all_within_10_percent": all(r["within_10_percent"] for r in rows),
+        "rows": rows,
+    }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -21,8 +21,15 @@ from sklearn.model_selection import train_test_split
 
 import automl
 
-QUICK_CELLS = {"space": "nb201", "stages": 1, "search_epochs": 6, "search_cells": 1,
-               "search_channels": 8, "cells": 1, "channels": 8}  # fmt: skip
+QUICK_CELLS = {
+    "space": "nb201",
+    "stages": 1,
+    "search_epochs": 6,
+    "search_cells": 1,
+    "search_channels": 8,
+    "cells": 1,
+    "channels": 8,
+}
 
 
 def main(out: str, strategy: str, quick: bool) -> None:
@@ -31,11 +38,17 @@ def main(out: str, strategy: str, quick: bool) -> None:
     x_train, x_test, y_train, y_test = train_test_split(
         x.reshape(-1, 8, 8), y, test_size=0.2, stratify=y, random_state=0
     )
-    clf = automl.ImageClassifier(strategy=strategy, cell_options=QUICK_CELLS if quick else None,
-                                 max_trials=2 if quick else 5, epochs=5 if quick else None,
-                                 time_limit="60s" if quick else "10m",
-                                 directory=os.path.join(out, "runs"), project_name=strategy,
-                                 overwrite=True, seed=0)  # fmt: skip
+    clf = automl.ImageClassifier(
+        strategy=strategy,
+        cell_options=QUICK_CELLS if quick else None,
+        max_trials=2 if quick else 5,
+        epochs=5 if quick else None,
+        time_limit="60s" if quick else "10m",
+        directory=os.path.join(out, "runs"),
+        project_name=strategy,
+        overwrite=True,
+        seed=0,
+    )
     clf.fit(x_train, y_train)
     columns = ["trial_id", "key", "params", "search_score", "score", "seconds", "status"]
     print(clf.search_summary()[columns].to_string(index=False))

@@ -20,7 +20,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits, load_iris
 
 import automl
-from automl.serving import table_feed
+from automl.export.formats import table_feed
 
 FILES = {"keras": ".keras", "savedmodel": "_savedmodel", "tflite": ".tflite", "onnx": ".onnx"}
 
@@ -50,9 +50,14 @@ def check(name: str, clf, x, keras_feed, feed: dict, out: str) -> None:
 
 def main(out: str, quick: bool) -> None:
     """Fit both classifiers (`quick`: one trial of 2 epochs each) and check their exports."""
-    settings = dict(max_trials=1 if quick else 5, epochs=2 if quick else None,
-                    time_limit=None if quick else "90s", directory=os.path.join(out, "runs"),
-                    overwrite=True, seed=0)  # fmt: skip
+    settings = dict(
+        max_trials=1 if quick else 5,
+        epochs=2 if quick else None,
+        time_limit=None if quick else "90s",
+        directory=os.path.join(out, "runs"),
+        overwrite=True,
+        seed=0,
+    )
     x, y = load_digits(return_X_y=True)
     images = x.reshape(-1, 8, 8).astype("float32")  # the graph formats take float32
     clf = automl.ImageClassifier(project_name="images", **settings).fit(images, y)

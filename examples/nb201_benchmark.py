@@ -15,8 +15,8 @@ import argparse
 import json
 import os
 
-from automl.benchmark import run_tabular
-from automl.graph import nb201
+from automl.nb201 import codec as nb201
+from automl.search.tabular import run_tabular
 
 
 def main(out: str, strategies: list[str], budget: int, seeds: int) -> None:
@@ -41,8 +41,11 @@ def main(out: str, strategies: list[str], budget: int, seeds: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--strategy", default="bayesian,evolution,random",
-                        help="comma-separated: bayesian, evolution, random")  # fmt: skip
+    parser.add_argument(
+        "--strategy",
+        default="bayesian,evolution,random",
+        help="comma-separated: bayesian, evolution, random",
+    )
     parser.add_argument("--budget", type=int, help="queries per search (default 150)")
     parser.add_argument("--seeds", type=int, help="searches per strategy (default 5)")
     parser.add_argument("--quick", action="store_true", help="default to 50 queries, 3 seeds")

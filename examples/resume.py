@@ -22,9 +22,14 @@ import automl
 
 def fit(x, y, directory: str, max_trials: int, overwrite: bool, quick: bool):
     """An ImageClassifier fitted on the project `directory`/resume."""
-    clf = automl.ImageClassifier(max_trials=max_trials, epochs=2 if quick else None,
-                                 directory=directory, project_name="resume",
-                                 overwrite=overwrite, seed=0)  # fmt: skip
+    clf = automl.ImageClassifier(
+        max_trials=max_trials,
+        epochs=2 if quick else None,
+        directory=directory,
+        project_name="resume",
+        overwrite=overwrite,
+        seed=0,
+    )
     return clf.fit(x, y)
 
 

@@ -19,8 +19,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def execute(path: str, folder: str, timeout: int = 900):
     """The notebook at `path`, executed in `folder`."""
     notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                     resources={"metadata": {"path": folder}})  # fmt: skip
+    client = nbclient.NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": folder}}
+    )
     client.execute()
     return notebook
 

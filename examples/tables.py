@@ -39,17 +39,23 @@ def main(out: str, quick: bool) -> None:
     x_train, x_test, y_train, y_test = train_test_split(
         frame, labels, test_size=0.3, stratify=labels, random_state=0
     )
-    clf = automl.StructuredDataClassifier(max_trials=3 if quick else 10,
-                                          time_limit="40s" if quick else "2m",
-                                          directory=os.path.join(out, "runs"),
-                                          project_name="tables", overwrite=True, seed=0)  # fmt: skip
+    clf = automl.StructuredDataClassifier(
+        max_trials=3 if quick else 10,
+        time_limit="40s" if quick else "2m",
+        directory=os.path.join(out, "runs"),
+        project_name="tables",
+        overwrite=True,
+        seed=0,
+    )
     clf.fit(x_train, y_train)
     print(f"test accuracy: {np.mean(clf.predict(x_test) == y_test):.4f}")
 
     # alcohol missing everywhere (the training median fills it), a color fit never saw
     predicted = clf.predict(x_test.assign(alcohol=np.nan, color="violet"))
-    print(f"with alcohol missing and color unseen: first predictions {predicted[:4]}, "
-          f"test accuracy {np.mean(predicted == y_test):.4f}")  # fmt: skip
+    print(
+        f"with alcohol missing and color unseen: first predictions {predicted[:4]}, "
+        f"test accuracy {np.mean(predicted == y_test):.4f}"
+    )
 
 
 if __name__ == "__main__":

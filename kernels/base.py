@@ -11,7 +11,7 @@ key. `as_labelled` converts what the library hands over:
   that are not a width (kernel size, pool size, stride), for example
   `conv2d_k3`, `conv2d_k1_s2`, `maxpool_p2_s2`; width = filters or units.
   Key = `graph.key()`.
-- a NAS-Bench-201 `Cell` (`automl.graph.nb201`) or its arch string, through `from_nb201`.
+- a NAS-Bench-201 `Cell` (`automl.nb201.codec`) or its arch string, through `from_nb201`.
 - any object with a `to_graph()` method returning a `LabelledGraph`.
 
 Conversions are cached (ArchitectureGraphs by identity, cells and strings by
@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from sklearn.gaussian_process.kernels import GenericKernelMixin, Kernel
 
-from automl.graph import layers, nb201
+from automl.graph import layers
+from automl.nb201 import codec as nb201
 
 _CACHE_SIZE = 50_000
 

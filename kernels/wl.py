@@ -91,7 +91,7 @@ class WLKernel(GraphKernel):
     Example:
         >>> from sklearn.gaussian_process import GaussianProcessRegressor
         >>> from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
-        >>> from automl.graph import nb201
+        >>> from automl.nb201 import codec as nb201
         >>> cells = nb201.all_cells()[:20]
         >>> kernel = ConstantKernel() * WLKernel(h=2) + WhiteKernel()
         >>> gp = GaussianProcessRegressor(kernel, normalize_y=True).fit(cells, range(20))

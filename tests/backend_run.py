@@ -17,8 +17,15 @@ import sys
 
 import numpy as np
 
-TINY = {"space": "nb201", "stages": 1, "search_epochs": 1, "search_cells": 1,
-        "search_channels": 4, "cells": 1, "channels": 4}  # fmt: skip
+TINY = {
+    "space": "nb201",
+    "stages": 1,
+    "search_epochs": 1,
+    "search_cells": 1,
+    "search_channels": 4,
+    "cells": 1,
+    "channels": 4,
+}
 
 
 def supernet(seed: int = 0):
@@ -29,8 +36,10 @@ def supernet(seed: int = 0):
 
 def search_pair(seed: int = 0):
     rng = np.random.default_rng(seed)
-    split = [(rng.normal(size=(8, 8, 8, 1)).astype("float32"),
-              rng.integers(0, 3, 8).astype("int32")) for _ in range(2)]  # fmt: skip
+    split = [
+        (rng.normal(size=(8, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 8).astype("int32"))
+        for _ in range(2)
+    ]
     return tuple(split)
 
 
@@ -56,8 +65,13 @@ def table():
     import pandas as pd
 
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"size": rng.lognormal(size=120), "kind": rng.choice(["a", "b", "c"], 120),
-                          "level": rng.normal(size=120)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "size": rng.lognormal(size=120),
+            "kind": rng.choice(["a", "b", "c"], 120),
+            "level": rng.normal(size=120),
+        }
+    )
     frame.loc[::9, "kind"] = None
     frame.loc[::7, "level"] = np.nan
     y = ((frame["kind"] == "a") ^ (frame["level"].fillna(0) > 0)).astype(int).to_numpy()
@@ -68,7 +82,7 @@ def fit_models(directory: str, prefix: str) -> dict:
     """Fit a graph image model, a cell image model and a table model; save each with
     its sidecar as DIR/<prefix>_<name>.keras; return their raw outputs on their data."""
     import automl
-    from automl.export import save_model
+    from automl.export.keras_file import save_model
 
     x, y = images(directory)
     frame, labels = table()
@@ -78,8 +92,15 @@ def fit_models(directory: str, prefix: str) -> dict:
         "table": (automl.StructuredDataClassifier, {}, frame, labels),
     }
     for name, (cls, extra, features, targets) in runs.items():
-        model = cls(max_trials=1, epochs=1, ensemble_size=1, seed=0, verbose=0,
-                    directory=os.path.join(directory, f"{prefix}_{name}_project"), **extra)  # fmt: skip
+        model = cls(
+            max_trials=1,
+            epochs=1,
+            ensemble_size=1,
+            seed=0,
+            verbose=0,
+            directory=os.path.join(directory, f"{prefix}_{name}_project"),
+            **extra,
+        )
         save_model(model.fit(features, targets), os.path.join(directory, f"{prefix}_{name}.keras"))
     return predict_saved(directory, prefix)
 
@@ -92,7 +113,7 @@ def images(directory: str):
 def predict_saved(directory: str, prefix: str) -> dict:
     """Raw outputs of each saved DIR/<prefix>_*.keras on its data, or the error message."""
     from automl.errors import InputError
-    from automl.export import load_model, predict_with
+    from automl.export.keras_file import load_model, predict_with
 
     out = {}
     for path in sorted(glob.glob(os.path.join(directory, f"{prefix}_*.keras"))):
@@ -122,14 +143,9 @@ def main(directory: str) -> None:
     np.savez(os.path.join(directory, f"{backend}.npz"), **results)
 
 
-class _NoTensorFlow:
-    """An import hook that makes this process a machine without TensorFlow."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-
 if __name__ == "__main__":
-    sys.meta_path.insert(0, _NoTensorFlow())
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import no_tensorflow
+
+    no_tensorflow.install()
     main(sys.argv[1])

@@ -38,8 +38,11 @@ def test_compiled_steps_equal_the_same_steps_taken_one_call_at_a_time(method):
     assert len(after) == len(eager.weights) > len(eager.trainable_variables)
     for got, want in zip(after, eager.weights, strict=True):
         np.testing.assert_allclose(got, np.array(want), rtol=1e-4, atol=1e-5, err_msg=want.path)
-    moved = [not np.allclose(a, initial[id(v)]) for a, v in zip(after, compiled.weights)
-             if id(v) in initial]  # fmt: skip
+    moved = [
+        not np.allclose(a, initial[id(v)])
+        for a, v in zip(after, compiled.weights)
+        if id(v) in initial
+    ]
     assert sum(moved) > len(compiled.trainable_variables) // 2
 
 
@@ -62,11 +65,12 @@ def test_an_unsupported_backend_gets_a_clear_error(monkeypatch):
 
 def test_a_search_fits_exports_and_reloads_on_this_backend(tmp_path):
     import automl
-    from automl.export import load_model, predict_with, save_model
+    from automl.export.keras_file import load_model, predict_with, save_model
 
     x, y = backend_run.table()
-    clf = automl.StructuredDataClassifier(max_trials=2, epochs=3, seed=0, verbose=0,
-                                          directory=tmp_path)  # fmt: skip
+    clf = automl.StructuredDataClassifier(
+        max_trials=2, epochs=3, seed=0, verbose=0, directory=tmp_path
+    )
     clf.fit(x, y)
     summary = clf.search_summary()
     assert (summary["status"] == "COMPLETED").sum() == 2
@@ -77,7 +81,7 @@ def test_a_search_fits_exports_and_reloads_on_this_backend(tmp_path):
 
 
 def test_out_of_memory_is_recognised_as_each_backend_raises_it():
-    from automl.training import is_out_of_memory
+    from automl.training.fit import is_out_of_memory
 
     class XlaRuntimeError(RuntimeError):  # jax.errors.JaxRuntimeError's shape
         pass
@@ -92,7 +96,7 @@ def test_out_of_memory_is_recognised_as_each_backend_raises_it():
 
 def test_batches_for_backends_without_tf_data_cover_every_row():
     from automl.cells.search import PairedBatches
-    from automl.data import array_batches
+    from automl.data.arrays import array_batches
 
     train = (np.arange(10, dtype="float32")[:, None], np.arange(10))
     val = (np.arange(7, dtype="float32")[:, None], np.arange(7) + 100)
@@ -107,8 +111,9 @@ def test_batches_for_backends_without_tf_data_cover_every_row():
     inputs = {"a": np.arange(5)[:, None], "b": np.arange(5)[:, None] * 2}
     ordered = array_batches()(inputs, np.arange(5), batch_size=2)
     assert len(ordered) == 3 and [len(ordered[i][1]) for i in range(3)] == [2, 2, 1]
-    np.testing.assert_array_equal(np.concatenate([ordered[i][0]["b"] for i in range(3)])[:, 0],
-                                  2 * np.arange(5))  # fmt: skip
+    np.testing.assert_array_equal(
+        np.concatenate([ordered[i][0]["b"] for i in range(3)])[:, 0], 2 * np.arange(5)
+    )
 
 
 # --------------------------------------------------------------- across backends
@@ -124,14 +129,16 @@ def jax_run(tmp_path_factory):
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
-    np.savez(os.path.join(directory, "inputs.npz"), images=x[:150].reshape(-1, 8, 8),
-             labels=y[:150])  # fmt: skip
+    np.savez(
+        os.path.join(directory, "inputs.npz"), images=x[:150].reshape(-1, 8, 8), labels=y[:150]
+    )
     backend_run.supernet().save_weights(os.path.join(directory, "supernet.weights.h5"))
     ours = backend_run.fit_models(directory, "tensorflow")
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
     script = os.path.join(os.path.dirname(__file__), "backend_run.py")
-    done = subprocess.run([sys.executable, script, directory], env=env, capture_output=True,
-                          text=True, timeout=900)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, script, directory], env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     theirs = dict(np.load(os.path.join(directory, "jax.npz")))
     return directory, ours, theirs
@@ -151,8 +158,9 @@ def test_jax_steps_match_tensorflow_steps_from_the_same_weights(jax_run, method)
 @pytest.mark.parametrize("name", ["graph", "cells"])
 def test_an_image_model_saved_on_one_backend_predicts_the_same_on_the_other(jax_run, name):
     directory, ours, theirs = jax_run
-    np.testing.assert_allclose(theirs[f"tensorflow_{name}"], ours[f"tensorflow_{name}"],
-                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        theirs[f"tensorflow_{name}"], ours[f"tensorflow_{name}"], rtol=1e-4, atol=1e-5
+    )
     from backend_run import predict_saved
 
     here = predict_saved(directory, "jax")

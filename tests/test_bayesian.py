@@ -4,13 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from automl import cli
-from automl.graph import nb201
-from automl.search import nb201 as moves
+from automl.cli import commands as cli
+from automl.nb201 import codec as nb201
+from automl.nb201 import space as moves
+from automl.nb201.space import NB201Space
 from automl.search.base import Observation, get_strategy
-from automl.search.bayesian import BayesianOptimization
-from automl.search.evolution import RegularizedEvolution
-from automl.search.spaces import NB201Space
+from automl.search.strategies.bayesian import BayesianOptimization
+from automl.search.strategies.evolution import RegularizedEvolution
 
 
 def _score(cell) -> float:
@@ -142,9 +142,26 @@ def test_benchmark_command_writes_the_documented_json(tmp_path, capsys):
         for cell in nb201.all_cells():
             writer.writerow([cell.to_string(), _score(cell)])
     out = tmp_path / "bench.json"
-    code = cli.main(["benchmark", "nb201", "--table", str(table), "--column", "score",
-                     "--strategy", "bayesian,evolution,random", "--kernel", "wl",
-                     "--budget", "12", "--seeds", "2", "--json", str(out)])  # fmt: skip
+    code = cli.main(
+        [
+            "benchmark",
+            "nb201",
+            "--table",
+            str(table),
+            "--column",
+            "score",
+            "--strategy",
+            "bayesian,evolution,random",
+            "--kernel",
+            "wl",
+            "--budget",
+            "12",
+            "--seeds",
+            "2",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     assert {"table", "column", "optimum", "results"} <= set(result)
@@ -165,7 +182,7 @@ def test_graph_gp_matches_scikit_learn_at_its_hyperparameters():
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 
-    from automl.search.bayesian import GraphGP, make_kernel
+    from automl.search.strategies.bayesian import GraphGP, make_kernel
 
     space, history = NB201Space(), _history(40, seed=5)
     graphs = [space.to_graph(o.arch) for o in history]

@@ -11,8 +11,15 @@ from sklearn.datasets import load_digits
 import automl
 from automl.errors import InputError
 
-TINY = {"space": "nb201", "stages": 1, "search_epochs": 2, "search_cells": 1,
-        "search_channels": 4, "cells": 1, "channels": 6}  # fmt: skip
+TINY = {
+    "space": "nb201",
+    "stages": 1,
+    "search_epochs": 2,
+    "search_cells": 1,
+    "search_channels": 4,
+    "cells": 1,
+    "channels": 6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +29,17 @@ def digits():
 
 
 def _clf(tmp_path, **kwargs):
-    args = {"strategy": "milenas", "epochs": 2, "directory": tmp_path, "verbose": 0,
-            "cell_options": TINY, "max_trials": 3, "ensemble_size": 2, "seed": 0,
-            **kwargs}  # fmt: skip
+    args = {
+        "strategy": "milenas",
+        "epochs": 2,
+        "directory": tmp_path,
+        "verbose": 0,
+        "cell_options": TINY,
+        "max_trials": 3,
+        "ensemble_size": 2,
+        "seed": 0,
+        **kwargs,
+    }
     return automl.ImageClassifier(**args)
 
 
@@ -59,8 +74,13 @@ def test_other_cell_options_are_refused_on_the_same_project(digits, tmp_path):
 def test_time_limit_bounds_the_cell_search(digits, tmp_path):
     x, y = digits
     start = time.time()
-    clf = _clf(tmp_path, epochs=None, time_limit=12, max_trials=5,
-               cell_options={**TINY, "search_epochs": 50}).fit(x, y)  # fmt: skip
+    clf = _clf(
+        tmp_path,
+        epochs=None,
+        time_limit=12,
+        max_trials=5,
+        cell_options={**TINY, "search_epochs": 50},
+    ).fit(x, y)
     elapsed = time.time() - start
     summary = clf.search_summary()
     assert elapsed < 12 * 1.5 + 5  # graph tracing makes small limits loose, but bounded
@@ -71,10 +91,10 @@ def test_time_limit_bounds_the_cell_search(digits, tmp_path):
 def test_a_failed_or_damaged_genotype_trial_is_recorded_and_the_others_are_used(
     digits, tmp_path, monkeypatch
 ):
-    import automl.training
+    import automl.training.fit
 
     x, y = digits
-    real_fit_trial = automl.training.fit_trial
+    real_fit_trial = automl.training.fit.fit_trial
     calls = []
 
     def out_of_memory_first(*args, **kwargs):
@@ -83,7 +103,7 @@ def test_a_failed_or_damaged_genotype_trial_is_recorded_and_the_others_are_used(
             raise MemoryError("Unable to allocate 2.0 GiB")
         return real_fit_trial(*args, **kwargs)
 
-    monkeypatch.setattr(automl.training, "fit_trial", out_of_memory_first)
+    monkeypatch.setattr(automl.training.fit, "fit_trial", out_of_memory_first)
     clf = _clf(tmp_path).fit(x, y)
     rows = clf.search_summary().set_index("trial_id")
     assert rows.loc["0", "status"] == "FAILED" and "MemoryError" in rows.loc["0", "reason"]
@@ -92,8 +112,8 @@ def test_a_failed_or_damaged_genotype_trial_is_recorded_and_the_others_are_used(
     member = clf.ensemble_trial_ids_[0]
     weights = tmp_path / "image_classifier" / f"trial_{member}" / "model.weights.h5"
     weights.write_bytes(weights.read_bytes()[:-100])  # truncated
-    from automl.engine.project import read_json
     from automl.errors import SearchError
+    from automl.project.files import read_json
 
     completed = rows.index[rows["status"] == "COMPLETED"].tolist()
     if completed == [member]:  # the only finished genotype is damaged: no model left

@@ -14,8 +14,8 @@ from automl.cells.genotype import (
     reached_early_stop,
 )
 from automl.cells.ops import DARTS_OPS, NB201_OPS
-from automl.graph import nb201
-from automl.search.nb201 import sample  # a random codec cell
+from automl.nb201 import codec as nb201
+from automl.nb201.space import sample  # a random codec cell
 
 NB201_STRING = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 

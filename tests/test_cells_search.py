@@ -62,8 +62,14 @@ def _check_result(result: SearchResult, epochs: int):
     assert len(result.history) == epochs or result.stopped_early
     entry = result.history[-1]
     assert set(entry) == {
-        "epoch", "seconds", "loss", "accuracy", "search_val_accuracy", "genotype", "model_size"
-    }  # fmt: skip
+        "epoch",
+        "seconds",
+        "loss",
+        "accuracy",
+        "search_val_accuracy",
+        "genotype",
+        "model_size",
+    }
     assert Genotype.from_string(entry["genotype"]).model_size == tuple(entry["model_size"])
     assert result.by_size and all(0 <= e["accuracy"] <= 1 for e in result.by_size)
     assert str(result.genotype) in {e["genotype"] for e in result.by_size}
@@ -73,9 +79,19 @@ def _check_result(result: SearchResult, epochs: int):
 def test_nb201_search_end_to_end_with_exports(tmp_path, capsys):
     x, y = _data()
     result = run_search(
-        x, y, num_classes=3, method="milenas", epochs=2, batch_size=8, cells=1, channels=4,
-        space="nb201", stages=1, seed=0, verbose=1,
-    )  # fmt: skip
+        x,
+        y,
+        num_classes=3,
+        method="milenas",
+        epochs=2,
+        batch_size=8,
+        cells=1,
+        channels=4,
+        space="nb201",
+        stages=1,
+        seed=0,
+        verbose=1,
+    )
     _check_result(result, 2)
     assert "search-val acc" in capsys.readouterr().out
     model = train_network(

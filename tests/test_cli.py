@@ -4,15 +4,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl import cli
+from automl.cli import commands as cli
 
 
 def test_cli_fit_builtin_then_predict_csv(tmp_path, capsys):
     out = tmp_path / "result.json"
     model = tmp_path / "iris.keras"
-    code = cli.main(["fit", "iris", "--max-trials", "1", "--epochs", "3",
-                     "--directory", str(tmp_path / "runs"), "--output", str(model),
-                     "--json", str(out)])  # fmt: skip
+    code = cli.main(
+        [
+            "fit",
+            "iris",
+            "--max-trials",
+            "1",
+            "--epochs",
+            "3",
+            "--directory",
+            str(tmp_path / "runs"),
+            "--output",
+            str(model),
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     assert set(result) == {"dataset", "metric", "test_score", "seconds", "trials", "model_path"}
@@ -25,8 +38,12 @@ def test_cli_fit_builtin_then_predict_csv(tmp_path, capsys):
 
     x = load_iris().data[:5]
     np.savez(tmp_path / "x.npz", x=x)
-    assert cli.main(["predict", str(model), str(tmp_path / "x.npz"),
-                     "--output", str(tmp_path / "p.csv")]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            ["predict", str(model), str(tmp_path / "x.npz"), "--output", str(tmp_path / "p.csv")]
+        )
+        == 0
+    )
     preds = pd.read_csv(tmp_path / "p.csv")["prediction"]
     assert len(preds) == 5 and set(preds) <= {0, 1, 2}
 
@@ -35,12 +52,37 @@ def test_cli_csv_with_target(tmp_path, rng):
     frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.choice(["x", "y"], size=60)})
     frame["label"] = np.where(frame["a"] > 0, "pos", "neg")
     frame.to_csv(tmp_path / "t.csv", index=False)
-    code = cli.main(["fit", "--csv", str(tmp_path / "t.csv"), "--target", "label",
-                     "--max-trials", "1", "--epochs", "2", "--quiet",
-                     "--directory", str(tmp_path / "runs"), "--output", str(tmp_path / "t.keras")])  # fmt: skip
+    code = cli.main(
+        [
+            "fit",
+            "--csv",
+            str(tmp_path / "t.csv"),
+            "--target",
+            "label",
+            "--max-trials",
+            "1",
+            "--epochs",
+            "2",
+            "--quiet",
+            "--directory",
+            str(tmp_path / "runs"),
+            "--output",
+            str(tmp_path / "t.keras"),
+        ]
+    )
     assert code == 0
-    assert cli.main(["predict", str(tmp_path / "t.keras"), str(tmp_path / "t.csv"),
-                     "--output", str(tmp_path / "p.csv")]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(tmp_path / "t.keras"),
+                str(tmp_path / "t.csv"),
+                "--output",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 0
+    )
     assert set(pd.read_csv(tmp_path / "p.csv")["prediction"]) <= {"pos", "neg"}
 
 

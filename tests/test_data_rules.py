@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from automl.data.preprocessing import MAX_VOCABULARY, Preprocessor
 from automl.errors import InputError
-from automl.preprocessing import MAX_VOCABULARY, Preprocessor
 
 TABLE = np.array([[1.0, 10.0], [2.0, np.nan], [100.0, 30.0], [np.nan, 40.0], [3.0, 1000.0]])
 

@@ -11,13 +11,14 @@ import time
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.engine.trial import Trial, TrialStatus
 
 import automl
 from automl.engine.distributed import Role, resolve_role
+from automl.engine.keras_tuner_api import Trial, TrialStatus
 from automl.engine.oracle import StrategyOracle
-from automl.engine.project import Project, read_json
 from automl.errors import InputError, NotFittedError, SearchError
+from automl.project.files import read_json
+from automl.project.folder import Project
 from automl.search.base import get_strategy
 from automl.search.spaces import MorphismSpace
 
@@ -27,9 +28,14 @@ ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
 def make_oracle(tmp_path, **kwargs) -> StrategyOracle:
     """An oracle of random architectures for 8x8 digits (no training)."""
-    oracle = StrategyOracle(get_strategy("random"), MorphismSpace((8, 8, 1), 10),
-                            keras_tuner.Objective("val_accuracy", "max"), seed=7, **kwargs)  # fmt: skip
-    oracle._set_project_dir(str(tmp_path), "project")
+    oracle = StrategyOracle(
+        get_strategy("random"),
+        MorphismSpace((8, 8, 1), 10),
+        keras_tuner.Objective("val_accuracy", "max"),
+        seed=7,
+        **kwargs,
+    )
+    oracle.set_project_dir(str(tmp_path), "project")
     return oracle
 
 
@@ -159,8 +165,13 @@ def test_a_served_search_that_keeps_failing_stops_the_workers_and_the_chief(tmp_
 
 def test_chief_and_two_workers_lose_nothing_when_one_is_killed_mid_trial(tmp_path):
     out = tmp_path / "distributed.json"
-    result = subprocess.run([sys.executable, "benchmarks/distributed.py", "--quick", "--json",
-                             str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "benchmarks/distributed.py", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["duplicated_trials"] == 0
@@ -175,9 +186,25 @@ def test_chief_and_two_workers_lose_nothing_when_one_is_killed_mid_trial(tmp_pat
 
 def test_the_command_reports_an_unreachable_chief_in_one_line(tmp_path):
     env = {**os.environ, "AUTOML_CHIEF_TIMEOUT": "1"}
-    result = subprocess.run([sys.executable, "-m", "automl.cli", "fit", "digits", "--worker",
-                             "127.0.0.1:9", "--directory", str(tmp_path), "--quiet"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "automl.cli.commands",
+            "fit",
+            "digits",
+            "--worker",
+            "127.0.0.1:9",
+            "--directory",
+            str(tmp_path),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert (
         result.stderr.strip()
@@ -191,8 +218,9 @@ def test_a_chief_that_no_worker_joins_ends_at_its_time_limit(clean_env, tmp_path
 
     x, y = load_digits(return_X_y=True)
     port = free_port()
-    clf = automl.ImageClassifier(chief=f"127.0.0.1:{port}", directory=str(tmp_path), verbose=0,
-                                 time_limit=3)  # fmt: skip
+    clf = automl.ImageClassifier(
+        chief=f"127.0.0.1:{port}", directory=str(tmp_path), verbose=0, time_limit=3
+    )
     start = time.time()
     with pytest.raises(SearchError, match="time limit ended the search before any trial"):
         clf.fit(x[:200].reshape(-1, 8, 8), y[:200])

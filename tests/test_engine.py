@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
+from automl.data.heads import ClassificationHead, RegressionHead
 from automl.engine.base import Budget, Candidate, SearchContext, rank
-from automl.engine.cell_search import _plan, options
+from automl.engine.cell_search import options, plan_candidates
 from automl.engine.final import select_members
-from automl.engine.project import Project, read_json, write_json
 from automl.errors import InputError
-from automl.heads import ClassificationHead, RegressionHead
+from automl.project.files import read_json, write_json
+from automl.project.folder import Project
 
 
 def _candidates(scores):
@@ -97,7 +98,7 @@ def test_cell_plan_puts_the_chosen_genotype_first_then_sizes_by_accuracy():
         ],
         "history": [{"genotype": "G2", "model_size": [2, 0], "search_val_accuracy": 0.7}],
     }
-    plan = _plan(result)
+    plan = plan_candidates(result)
     assert [p["genotype"] for p in plan] == ["G2", "G3", "G1"]
     assert [p["search_score"] for p in plan] == [0.7, 0.6, 0.5]
     assert plan[0]["model_size"] == [2, 0]
@@ -129,8 +130,13 @@ def test_a_refit_runs_only_when_its_measured_epoch_times_fit_before_the_deadline
 
     head = ClassificationHead.fit(np.array([0, 1]))
     context = _context(head, tmp_path)
-    summary = {"best_epoch": 4, "epochs": 6, "seconds": 12.0,  # 2 refit epochs
-               "first_epoch_seconds": 5.0, "epoch_seconds": 1.0}  # fmt: skip
+    summary = {
+        "best_epoch": 4,
+        "epochs": 6,
+        "seconds": 12.0,  # 2 refit epochs
+        "first_epoch_seconds": 5.0,
+        "epoch_seconds": 1.0,
+    }
     candidate = Candidate("0", 0.9, None, None, summary)
     # tracing 4 s + 2 epochs x 1 s x 1.25 = 6.5 s, x1.1 = 7.15 s: too long for 7 s (the
     # mean seconds per epoch alone, 2 s, would have said 2 x 2 x 1.25 = 5 s)

@@ -22,9 +22,11 @@ import pandas as pd
 import pytest
 
 import automl
-from automl import benchmark, cli, export
+from automl.cli import commands as cli
 from automl.errors import InputError, NotFittedError, SearchError
-from automl.graph import nb201
+from automl.export import keras_file as export
+from automl.nb201 import codec as nb201
+from automl.search import tabular as benchmark
 from automl.search.base import get_strategy
 
 FAST = {
@@ -542,8 +544,7 @@ def test_bad_arguments_raise_automl_errors_that_say_what_to_do(case, ctx):
 def test_a_search_whose_trials_all_fail_raises_search_error(
     tmp_path, monkeypatch, max_trials, message
 ):
-    from keras_tuner.errors import FailedTrialError
-
+    from automl.engine.keras_tuner_api import FailedTrialError
     from automl.engine.tuner import GraphTuner
 
     def diverge(self, trial, *args, **kwargs):

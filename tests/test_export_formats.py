@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import automl
-from automl import serving
 from automl.errors import InputError
+from automl.export import formats as serving
 
 MAX_ABS_DIFF = 1e-5  # float32 graphs of the same weights; measured differences are ~1e-7
 FORMATS = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
@@ -31,7 +31,7 @@ feed = dict(np.load(f"{folder}/feed.npz"))
 out = {}
 if kind == "table":
     import pandas as pd
-    from automl.export import load_model, predict_with
+    from automl.export.keras_file import load_model, predict_with
 
     model, pre, _ = load_model(f"{folder}/model.keras")
     out["keras"] = predict_with(model, pre, None, pd.read_pickle(f"{folder}/frame.pkl"))
@@ -51,7 +51,7 @@ session = onnxruntime.InferenceSession(f"{folder}/model.onnx")
 onnx_feed = {k: v.astype(object) if v.dtype.kind == "U" else v for k, v in feed.items()}
 out["onnx"] = session.run(["output"], onnx_feed)[0]
 np.savez(f"{folder}/out.npz", **out)
-print(json.dumps(sorted(m for m in sys.modules if m in ("automl.tasks",))))
+print(json.dumps(sorted(m for m in sys.modules if m in ("automl.estimators.base",))))
 """
 
 
@@ -65,8 +65,12 @@ def _export_all(estimator, folder) -> dict:
 
 
 def _run_runtimes(folder, kind: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", RUNTIMES, str(folder), kind],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNTIMES, str(folder), kind],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []  # no estimator was needed
     return dict(np.load(folder / "out.npz"))
@@ -77,8 +81,9 @@ def test_image_model_agrees_in_every_format(tmp_path):
 
     x, y = load_digits(return_X_y=True)
     x = x.reshape(-1, 8, 8)
-    clf = automl.ImageClassifier(max_trials=2, epochs=2, ensemble_size=2, verbose=0,
-                                 directory=tmp_path / "runs")  # fmt: skip
+    clf = automl.ImageClassifier(
+        max_trials=2, epochs=2, ensemble_size=2, verbose=0, directory=tmp_path / "runs"
+    )
     clf.fit(x[:200], y[:200])
     _export_all(clf, tmp_path)
     images = x[200:240].astype("float32")
@@ -92,8 +97,13 @@ def test_image_model_agrees_in_every_format(tmp_path):
 
 
 def _table(rng, n):
-    frame = pd.DataFrame({"size": rng.normal(size=n), "colour": rng.choice(["red", "blue", "green"], n),
-                          "weight": rng.exponential(size=n)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=n),
+            "colour": rng.choice(["red", "blue", "green"], n),
+            "weight": rng.exponential(size=n),
+        }
+    )
     label = np.where((frame["size"] > 0) ^ (frame["colour"] == "red"), "yes", "no")
     return frame, label
 
@@ -101,8 +111,9 @@ def _table(rng, n):
 def test_table_model_fills_missing_values_and_agrees_in_every_format(tmp_path, rng):
     frame, label = _table(rng, 160)
     frame.loc[::9, "size"] = np.nan
-    clf = automl.StructuredDataClassifier(max_trials=2, epochs=3, verbose=0,
-                                          directory=tmp_path / "runs")  # fmt: skip
+    clf = automl.StructuredDataClassifier(
+        max_trials=2, epochs=3, verbose=0, directory=tmp_path / "runs"
+    )
     clf.fit(frame[:120], label[:120])
     _export_all(clf, tmp_path)
     test = frame[120:].reset_index(drop=True)
@@ -123,8 +134,9 @@ def test_keras_file_has_no_optimizer_state_and_formats_are_checked(tmp_path, rng
     import keras
 
     frame, label = _table(rng, 60)
-    clf = automl.StructuredDataClassifier(max_trials=1, epochs=1, verbose=0,
-                                          directory=tmp_path / "runs")  # fmt: skip
+    clf = automl.StructuredDataClassifier(
+        max_trials=1, epochs=1, verbose=0, directory=tmp_path / "runs"
+    )
     clf.fit(frame, label)
     path = clf.export_model(path=tmp_path / "m.keras")
     loaded = keras.models.load_model(path)

@@ -80,8 +80,13 @@ def straight(tmp_path_factory):
     clf = fit(directory, "straight")
     path = directory / "straight"
     assert not (path / "automl.lock").exists()
-    return {"path": path, "members": list(clf.ensemble_trial_ids_), "rows": rows(clf),
-            "proba": clf.predict_proba(PROBE), "trials": faults.read_trials(str(path))}  # fmt: skip
+    return {
+        "path": path,
+        "members": list(clf.ensemble_trial_ids_),
+        "rows": rows(clf),
+        "proba": clf.predict_proba(PROBE),
+        "trials": faults.read_trials(str(path)),
+    }
 
 
 # ---------------------------------------------------------------------- failing trials
@@ -172,7 +177,7 @@ def test_a_trial_that_fails_in_training_is_failed_and_out_of_memory_lowers_the_c
 # ---------------------------------------------------------------------- damaged files
 @pytest.mark.parametrize("name", ["trial_0/trial.json", "oracle.json", "tuner0.json"])
 def test_a_damaged_json_file_is_named_by_fit_and_by_the_cli(tmp_path, straight, name, capsys):
-    from automl import cli
+    from automl.cli import commands as cli
     from automl.errors import InputError
 
     # `automl fit --npz digits150.npz` keeps its search in DIR/digits150, on x_train, y_train
@@ -186,8 +191,22 @@ def test_a_damaged_json_file_is_named_by_fit_and_by_the_cli(tmp_path, straight, 
     with pytest.raises(InputError, match="overwrite=True") as err:
         fit(tmp_path, "digits150")
     assert str(path) in str(err.value)
-    code = cli.main(["fit", "--npz", str(npz), "--directory", str(tmp_path), "--max-trials", "3",
-                     "--epochs", "1", "--output", str(tmp_path / "m.keras"), "--quiet"])  # fmt: skip
+    code = cli.main(
+        [
+            "fit",
+            "--npz",
+            str(npz),
+            "--directory",
+            str(tmp_path),
+            "--max-trials",
+            "3",
+            "--epochs",
+            "1",
+            "--output",
+            str(tmp_path / "m.keras"),
+            "--quiet",
+        ]
+    )
     stderr = capsys.readouterr().err
     assert code == 2
     assert (
@@ -215,7 +234,9 @@ def test_a_member_with_damaged_weights_is_failed_and_replaced(tmp_path, straight
     for trial_id, row in straight["rows"].items():  # the others are kept as they were
         if trial_id != member:
             assert (summary[trial_id]["status"], summary[trial_id]["score"]) == (
-                row["status"], row["score"])  # fmt: skip
+                row["status"],
+                row["score"],
+            )
     assert np.isfinite(clf.predict_proba(PROBE)).all()
 
 
@@ -270,8 +291,9 @@ def test_kill_9_mid_search_then_resume_equals_a_straight_run(tmp_path, straight)
     path = tmp_path / "killed"
     run = faults.Run(SETTINGS, str(tmp_path), "killed", "killed")
     try:
-        assert faults.wait_until(lambda: len(faults.completed(faults.read_trials(str(path)))) >= 1,
-                                 run, timeout=300)  # fmt: skip
+        assert faults.wait_until(
+            lambda: len(faults.completed(faults.read_trials(str(path)))) >= 1, run, timeout=300
+        )
         time.sleep(0.5)  # inside trial 1
         assert run.alive()
         os.kill(run.pid, signal.SIGKILL)
@@ -288,10 +310,13 @@ def test_kill_9_mid_search_then_resume_equals_a_straight_run(tmp_path, straight)
     assert not (path / "automl.lock").exists()
 
 
-@pytest.mark.parametrize("point", [
-    "trial.json RUNNING",
-    "trial.json COMPLETED",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "point",
+    [
+        "trial.json RUNNING",
+        "trial.json COMPLETED",
+    ],
+)
 def test_dying_between_two_state_files_then_resuming_equals_a_straight_run(
     tmp_path, straight, monkeypatch, point
 ):
@@ -299,20 +324,21 @@ def test_dying_between_two_state_files_then_resuming_equals_a_straight_run(
     from automl.engine import oracle
 
     status = point.split()[-1]
-    original = oracle.StrategyOracle._save_trial
+    original = oracle.StrategyOracle.save_trial
 
     def save_trial(self, trial):
         original(self, trial)
         if trial.trial_id == "1" and str(trial.status) == status:
             raise Crash(point)
 
-    monkeypatch.setattr(oracle.StrategyOracle, "_save_trial", save_trial)
+    monkeypatch.setattr(oracle.StrategyOracle, "save_trial", save_trial)
     with pytest.raises(Crash):
         fit(tmp_path, "p")
     monkeypatch.undo()
     clf = fit(tmp_path, "p")
     assert faults.completed(faults.read_trials(str(tmp_path / "p"))) == faults.completed(
-        straight["trials"])  # fmt: skip
+        straight["trials"]
+    )
     assert clf.ensemble_trial_ids_ == straight["members"]
     np.testing.assert_allclose(clf.predict_proba(PROBE), straight["proba"], rtol=0, atol=1e-5)
 

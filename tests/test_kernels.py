@@ -15,10 +15,10 @@ from sklearn.base import clone
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 
-from automl.graph import nb201
 from automl.graph.architecture import ArchitectureGraph, Node
 from automl.graph.seeds import mlp, resnet_cnn, small_cnn
-from automl.search import nb201 as moves
+from automl.nb201 import codec as nb201
+from automl.nb201 import space as moves
 
 KERNELS = {
     "wl_h1": lambda: WLKernel(h=1),
@@ -158,8 +158,12 @@ def test_edit_distance_by_hand():
     # one skip in each stage of a resnet, none in the same chain without them: 2 unmatched
     # skips, each costing 1, and no layer edit
     resnet = as_labelled(resnet_cnn((8, 8, 1), 10))
-    chain = LabelledGraph("resnet-without-skips", resnet.labels,
-                          tuple(ins[-1:] for ins in resnet.inputs), resnet.widths)  # fmt: skip
+    chain = LabelledGraph(
+        "resnet-without-skips",
+        resnet.labels,
+        tuple(ins[-1:] for ins in resnet.inputs),
+        resnet.widths,
+    )
     assert resnet.labels.count("add") == 2 and len(structure(chain)[2]) == 0
     assert edit_distance(resnet, chain) == pytest.approx(2.0)
     assert edit_distance(chain, resnet, skip_weight=0.5) == pytest.approx(1.0)
@@ -197,8 +201,8 @@ def test_composes_with_sklearn_kernels():
 def test_kernel_modules_import_without_tensorflow():
     code = (
         "import sys, automl.kernels, automl.kernels.wl, automl.kernels.edit_distance, "
-        "automl.graph.nb201;"
-        "automl.kernels.base.from_nb201(automl.graph.nb201.all_cells()[7]);"
+        "automl.nb201.codec;"
+        "automl.kernels.base.from_nb201(automl.nb201.codec.all_cells()[7]);"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

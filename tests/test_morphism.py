@@ -3,7 +3,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from automl.engine.graph_search import WIDEN_MODE, WIDEN_NOISE
+from automl.engine.settings import SearchSettings
 from automl.graph.architecture import ArchitectureGraph, Node
 from automl.graph.seeds import linear, mlp, resnet_cnn, small_cnn
 from automl.morphism.area import effective_area
@@ -330,8 +330,15 @@ def test_noise_breaks_symmetry_but_stays_small(rng):
 WIDEN_TOLERANCE = 0.02  # max |child - parent| output of split copies with noise 0.01
 
 
-@pytest.mark.parametrize("mode, noise", [("split", 0.0), ("split", 0.01), ("zero", 0.0),
-                                         (WIDEN_MODE, WIDEN_NOISE)])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode, noise",
+    [
+        ("split", 0.0),
+        ("split", 0.01),
+        ("zero", 0.0),
+        (SearchSettings().widen_mode, SearchSettings().widen_noise),  # the search's
+    ],
+)
 def test_widened_copies_learn_apart_with_noise_or_zero_outgoing_weights(rng, mode, noise):
     """Split copies get equal gradients: without noise they stay copies under training
     (dropout off, as in the convolutional blocks, where nothing else tells them apart).
@@ -346,8 +353,7 @@ def test_widened_copies_learn_apart_with_noise_or_zero_outgoing_weights(rng, mod
     parent = build_model(graph)
     randomize(parent, rng)
     child = build_model(child_graph)
-    inherit_weights(parent, graph, child, child_graph, rng=rng, widen_noise=noise,
-                    widen_mode=mode)  # fmt: skip
+    inherit_weights(parent, graph, child, child_graph, rng=rng, widen_noise=noise, widen_mode=mode)
     x = rng.normal(size=(64, 6)).astype("float32")
     tolerance = WIDEN_TOLERANCE if mode == "split" else 1e-5
     assert np.abs(np.asarray(child(x)) - np.asarray(parent(x))).max() <= tolerance
@@ -372,8 +378,9 @@ def test_history_mismatch_is_refused(rng):
         inherit_weights(build_model(parent_graph), parent_graph, build_model(other), other)
     wider = widen(parent_graph, 1)
     with pytest.raises(ValueError, match="widen_mode must be one of .*received 'copy'"):
-        inherit_weights(build_model(parent_graph), parent_graph, build_model(wider), wider,
-                        widen_mode="copy")  # fmt: skip
+        inherit_weights(
+            build_model(parent_graph), parent_graph, build_model(wider), wider, widen_mode="copy"
+        )
 
 
 def test_operators_import_without_tensorflow():

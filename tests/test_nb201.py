@@ -1,4 +1,4 @@
-"""The NAS-Bench-201 codec (`automl.graph.nb201`) and the search moves (`automl.search.nb201`)."""
+"""The NAS-Bench-201 codec (`automl.nb201.codec`) and the search moves (`automl.nb201.space`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from automl.kernels.base import from_nb201
 
 from automl.errors import InputError
-from automl.graph import nb201
-from automl.search import nb201 as moves
+from automl.nb201 import codec as nb201
+from automl.nb201 import space as moves
 
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -165,7 +165,7 @@ def test_numpy_generator_is_accepted(rng):
 
 def test_codec_imports_nothing_heavy():
     code = (
-        "import sys, automl.graph.nb201;"
+        "import sys, automl.nb201.codec;"
         "heavy = [m for m in sys.modules if m.startswith(('automl.search', 'automl.cells', "
         "'automl.kernels', 'tensorflow', 'keras'))];"
         "assert not heavy, heavy"
@@ -179,7 +179,7 @@ def test_kernels_import_without_search_cells_or_keras():
         "heavy = [m for m in sys.modules if m.startswith(('automl.search', 'automl.cells', "
         "'tensorflow', 'keras'))];"
         "assert not heavy, heavy;"
-        "from automl.graph import nb201;"
+        "from automl.nb201 import codec as nb201;"
         "automl.kernels.as_labelled(nb201.all_cells()[7]);"
         "automl.kernels.WLKernel()([nb201.all_cells()[7], str(nb201.all_cells()[8])]);"
         "assert not any(m.startswith(('automl.search', 'automl.cells')) for m in sys.modules)"

@@ -9,8 +9,16 @@ nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOK = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "notebook.ipynb")
-LOG_NOISE = ("I0000", "E0000", "W0000", "oneDNN", "cuda", "absl::InitializeLog", "Warning",
-             "deprecated")  # fmt: skip
+LOG_NOISE = (
+    "I0000",
+    "E0000",
+    "W0000",
+    "oneDNN",
+    "cuda",
+    "absl::InitializeLog",
+    "Warning",
+    "deprecated",
+)
 
 
 def _outputs(notebook) -> list[dict]:
@@ -19,8 +27,12 @@ def _outputs(notebook) -> list[dict]:
 
 def test_notebook_shows_progress_summary_plots_and_no_log_noise(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=900,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     outputs = _outputs(notebook)
     stdout = "".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout")

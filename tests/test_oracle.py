@@ -6,8 +6,8 @@ import time
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.engine.trial import TrialStatus
 
+from automl.engine.keras_tuner_api import TrialStatus
 from automl.engine.oracle import ARCH, PARENT, StrategyOracle
 from automl.errors import SearchError
 from automl.search.base import Observation, Proposal, Strategy
@@ -26,19 +26,27 @@ class StubStrategy(Strategy):
         self.calls: list[dict] = []
 
     def propose(self, space, history, rng, pending=()):
-        self.calls.append({"history": list(history), "pending": list(pending),
-                           "draw": rng.random()})  # fmt: skip
+        self.calls.append(
+            {"history": list(history), "pending": list(pending), "draw": rng.random()}
+        )
         if not history:
             return Proposal(space.initial()[0])
         parent = history[-1] if self.grow_from_last else None
         return Proposal(space.sample(rng), parent)
 
 
-def make_oracle(tmp_path, strategy=None, objective=("val_accuracy", "max"), max_trials=9,
-                **kwargs) -> StrategyOracle:  # fmt: skip
-    oracle = StrategyOracle(strategy or StubStrategy(), SPACE, keras_tuner.Objective(*objective),
-                            max_trials=max_trials, seed=7, **kwargs)  # fmt: skip
-    oracle._set_project_dir(str(tmp_path), "project")
+def make_oracle(
+    tmp_path, strategy=None, objective=("val_accuracy", "max"), max_trials=9, **kwargs
+) -> StrategyOracle:
+    oracle = StrategyOracle(
+        strategy or StubStrategy(),
+        SPACE,
+        keras_tuner.Objective(*objective),
+        max_trials=max_trials,
+        seed=7,
+        **kwargs,
+    )
+    oracle.set_project_dir(str(tmp_path), "project")
     return oracle
 
 
@@ -56,8 +64,11 @@ def test_populate_space_stores_the_strategy_arch_as_json_with_its_parent(tmp_pat
     oracle = make_oracle(tmp_path, StubStrategy(grow_from_last=True))
     first = oracle.populate_space("0")
     assert first["status"] == TrialStatus.RUNNING
-    assert first["values"] == {ARCH: SPACE.dumps(SPACE.initial()[0]), PARENT: "",
-                               "strategy": "stub"}  # fmt: skip
+    assert first["values"] == {
+        ARCH: SPACE.dumps(SPACE.initial()[0]),
+        PARENT: "",
+        "strategy": "stub",
+    }
     finish(oracle, oracle.create_trial("tuner0"), score=0.5)
     second = oracle.populate_space("1")["values"]
     assert second[PARENT] == "0"
@@ -91,12 +102,11 @@ def test_a_passed_deadline_stops_without_asking_the_strategy_once_a_trial_finish
 
 
 def test_no_trial_starts_when_two_typical_epochs_do_not_fit(tmp_path):
-    from automl.engine.project import write_json
+    from automl.project.files import write_json
 
     oracle = make_oracle(tmp_path, StubStrategy(), time_limit=60)
     finish(oracle, oracle.create_trial("tuner0"), score=0.5)
-    write_json(os.path.join(oracle._get_trial_dir("0"), "summary.json"),
-               {"seconds": 20.0, "epochs": 4})  # fmt: skip
+    write_json(os.path.join(oracle.trial_dir("0"), "summary.json"), {"seconds": 20.0, "epochs": 4})
     assert oracle.seconds_needed() == pytest.approx(10.0)  # two epochs of 5 s
     oracle.start_clock(time.time() + 9)
     assert oracle.populate_space("1") == {"status": TrialStatus.STOPPED}
@@ -117,23 +127,32 @@ class FixedProposals(Strategy):
 
 
 def test_no_trial_starts_whose_predicted_cost_does_not_fit(tmp_path):
-    from automl.engine.project import write_json
     from automl.graph.architecture import ArchitectureGraph
+    from automl.project.files import write_json
 
     def cnn(filters: int):
-        return ArchitectureGraph.chain((8, 8, 1), [("conv2d", {"filters": filters, "kernel_size": 3}),
-                                                   ("relu", {}), ("gap", {}),
-                                                   ("output", {"units": 10})])  # fmt: skip
+        return ArchitectureGraph.chain(
+            (8, 8, 1),
+            [
+                ("conv2d", {"filters": filters, "kernel_size": 3}),
+                ("relu", {}),
+                ("gap", {}),
+                ("output", {"units": 10}),
+            ],
+        )
 
     sizes = [2, 4, 8, 16, 4]  # timed trials: seconds per epoch = filters / 2
     large, same = cnn(64), cnn(4)
-    oracle = make_oracle(tmp_path, FixedProposals([*map(cnn, sizes), large, same]),
-                         time_limit=60, max_trials=20)  # fmt: skip
+    oracle = make_oracle(
+        tmp_path, FixedProposals([*map(cnn, sizes), large, same]), time_limit=60, max_trials=20
+    )
     for i, filters in enumerate(sizes):
         trial = oracle.create_trial("tuner0")
         finish(oracle, trial, score=0.5)
-        write_json(os.path.join(oracle._get_trial_dir(trial.trial_id), "summary.json"),
-                   {"seconds": 2.0 * filters, "epochs": 4})  # fmt: skip
+        write_json(
+            os.path.join(oracle.trial_dir(trial.trial_id), "summary.json"),
+            {"seconds": 2.0 * filters, "epochs": 4},
+        )
         if i == 0:  # one timed trial: the compute-proportional prior is not trusted
             assert oracle.observations()[0].seconds == 1.0
             assert oracle.relative_cost(large, oracle.observations()) == 1.0
@@ -147,8 +166,8 @@ def test_no_trial_starts_whose_predicted_cost_does_not_fit(tmp_path):
 
 
 def test_the_best_trials_refit_time_is_kept_free(tmp_path):
-    from automl.engine.base import refit_seconds
-    from automl.engine.project import write_json
+    from automl.project.files import write_json
+    from automl.search.cost import refit_seconds
 
     summary = {"seconds": 20.0, "epochs": 4, "best_epoch": 4, "score": 0.5}
     assert refit_seconds(summary) == pytest.approx(1.1 * 2 * 5.0 * 1.25)  # 2 epochs, 1.25x data
@@ -157,13 +176,14 @@ def test_the_best_trials_refit_time_is_kept_free(tmp_path):
         (tmp_path / name).mkdir()
         oracle = make_oracle(tmp_path / name, time_limit=60, final_refit=final_refit)
         finish(oracle, oracle.create_trial("tuner0"), score=0.5)
-        write_json(os.path.join(oracle._get_trial_dir("0"), "summary.json"), summary)
+        write_json(os.path.join(oracle.trial_dir("0"), "summary.json"), summary)
         oracle.start_clock(time.time() + 20)  # two epochs (10 s) fit, with the refit they do not
         oracles.append(oracle)
     plain, refit = oracles
     assert refit.seconds_needed() == pytest.approx(plain.seconds_needed() + refit_seconds(summary))
-    assert refit.trial_deadline() == pytest.approx(plain.trial_deadline() - refit_seconds(summary),
-                                                   abs=0.5)  # fmt: skip
+    assert refit.trial_deadline() == pytest.approx(
+        plain.trial_deadline() - refit_seconds(summary), abs=0.5
+    )
     assert plain.populate_space("1")["status"] == TrialStatus.RUNNING
     assert refit.populate_space("1") == {"status": TrialStatus.STOPPED}
 
@@ -187,8 +207,9 @@ def test_running_trials_are_passed_to_the_strategy_as_pending(tmp_path):
     oracle.create_trial("tuner1")
     assert strategy.calls[0]["pending"] == []
     pending = strategy.calls[1]["pending"]
-    assert [SPACE.key(a) for a in pending] == [SPACE.key(SPACE.loads(running.hyperparameters
-                                                                     .values[ARCH]))]  # fmt: skip
+    assert [SPACE.key(a) for a in pending] == [
+        SPACE.key(SPACE.loads(running.hyperparameters.values[ARCH]))
+    ]
     assert strategy.calls[1]["history"] == []  # running trials are not observations
 
 
@@ -252,8 +273,11 @@ def test_failures_in_a_row_raise_a_search_error_after_saving_the_trial(tmp_path)
     finish(oracle, oracle.create_trial("tuner0"), score=0.5)  # a success resets the count
     finish(oracle, oracle.create_trial("tuner0"), message="Traceback\nValueError: second")
     with pytest.raises(SearchError, match="2 trials in a row failed.*FailedTrialError: diverged"):
-        finish(oracle, oracle.create_trial("tuner0"),
-               message="Traceback (most recent call last):\nFailedTrialError: diverged\n")  # fmt: skip
+        finish(
+            oracle,
+            oracle.create_trial("tuner0"),
+            message="Traceback (most recent call last):\nFailedTrialError: diverged\n",
+        )
     reloaded = make_oracle(tmp_path)
     reloaded.reload()
     assert reloaded.trials["3"].status == TrialStatus.FAILED

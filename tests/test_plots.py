@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 from automl.errors import InputError  # noqa: E402
 from automl.graph import seeds  # noqa: E402
-from automl.plots import layered_layout, plot_architecture, plot_search  # noqa: E402
+from automl.reporting.plots import layered_layout, plot_architecture, plot_search  # noqa: E402
 
 DARTS = (
     "normal=|sep_conv_3x3~0|sep_conv_3x3~1|+|skip_connect~0|sep_conv_3x3~1|"
@@ -213,7 +213,7 @@ def test_architecture_rejects_other_inputs(bad):
 
 def test_plots_do_not_import_tensorflow():
     code = (
-        "import sys; import automl.plots as p\n"
+        "import sys; import automl.reporting.plots as p\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'\n"
         "import pandas as pd; from automl.graph import seeds\n"
         "p.plot_architecture(seeds.resnet_cnn((8, 8, 1), 2)).savefig('/dev/null', format='png')\n"

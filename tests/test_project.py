@@ -12,16 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl.engine.project import (
-    LOCK_FILE,
-    DamagedFileError,
-    Project,
-    check_file,
-    checksum,
-    fingerprint,
-    read_json,
-)
-from automl.errors import InputError
+from automl.errors import DamagedFileError, InputError
+from automl.project.files import check_file, checksum, hash_arrays, read_json
+from automl.project.folder import Project
+from automl.project.layout import LOCK_FILE
 
 
 def _write_lock(project: Project, pid: int, host: str | None = None) -> None:
@@ -73,17 +67,17 @@ def test_overwrite_keeps_the_lock_and_clears_the_rest(tmp_path):
 def test_the_fingerprint_changes_with_the_data_and_not_without():
     x = np.arange(24.0).reshape(6, 4)
     y = np.array(list("abcabc"), dtype=object)
-    base = fingerprint(x, y, None)
-    assert fingerprint(x.copy(), y.copy(), None) == base
+    base = hash_arrays(x, y, None)
+    assert hash_arrays(x.copy(), y.copy(), None) == base
     changed = x.copy()
     changed[5, 3] += 1e-9
-    assert fingerprint(changed, y, None) != base
-    assert fingerprint(x, np.array(list("abcabd"), dtype=object), None) != base
-    assert fingerprint(x.reshape(6, 2, 2), y, None) != base  # same bytes, other shape
+    assert hash_arrays(changed, y, None) != base
+    assert hash_arrays(x, np.array(list("abcabd"), dtype=object), None) != base
+    assert hash_arrays(x.reshape(6, 2, 2), y, None) != base  # same bytes, other shape
     frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["u", "v"]})
-    assert fingerprint(frame) == fingerprint(frame.copy())
-    assert fingerprint(frame) != fingerprint(frame.rename(columns={"b": "c"}))
-    assert fingerprint(frame) != fingerprint(frame.assign(b=["u", "w"]))
+    assert hash_arrays(frame) == hash_arrays(frame.copy())
+    assert hash_arrays(frame) != hash_arrays(frame.rename(columns={"b": "c"}))
+    assert hash_arrays(frame) != hash_arrays(frame.assign(b=["u", "w"]))
 
 
 def test_a_weights_file_is_checked_against_its_checksum(tmp_path):
@@ -106,8 +100,14 @@ def test_fit_on_other_data_of_the_same_shape_refuses_the_old_search(tmp_path):
 
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 16, size=(24, 8, 8)), np.arange(24) % 3
-    settings = {"directory": tmp_path, "max_trials": 1, "epochs": 1, "ensemble_size": 1,
-                "verbose": 0, "max_model_size": 20_000}  # fmt: skip
+    settings = {
+        "directory": tmp_path,
+        "max_trials": 1,
+        "epochs": 1,
+        "ensemble_size": 1,
+        "verbose": 0,
+        "max_model_size": 20_000,
+    }
     automl.ImageClassifier(**settings).fit(x, y)
     noise, letters = rng.uniform(0, 16, size=(24, 8, 8)), np.array(list("abc") * 8)
     with pytest.raises(

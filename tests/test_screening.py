@@ -6,7 +6,7 @@ import pytest
 
 from automl.graph.builder import build_model
 from automl.graph.seeds import small_cnn
-from automl.screening import (
+from automl.search.screening import (
     kernel_from_codes,
     log_det,
     naswot_kernel,

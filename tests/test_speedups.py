@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 
 import automl
-from automl.graph import nb201
 from automl.graph.architecture import ArchitectureGraph
-from automl.graph.cost import activations, cost_features, multiply_adds
+from automl.nb201 import codec as nb201
+from automl.nb201.space import NB201Space
 from automl.search.base import Observation, get_strategy
-from automl.search.bayesian import BayesianOptimization
-from automl.search.cost import CostModel
-from automl.search.naswot import ScreeningSearch
-from automl.search.spaces import NB201Space
+from automl.search.cost import CostModel, activations, cost_features, multiply_adds
+from automl.search.strategies.bayesian import BayesianOptimization
+from automl.search.strategies.naswot import ScreeningSearch
 
 
 def _convs(cell) -> int:
@@ -45,9 +44,15 @@ def _history(space, n: int, seed: int) -> list[Observation]:
 
 
 def test_cost_features_count_compute_per_position():
-    graph = ArchitectureGraph.chain((8, 8, 1), [("conv2d", {"filters": 4, "kernel_size": 3}),
-                                                ("relu", {}), ("gap", {}),
-                                                ("output", {"units": 10})])  # fmt: skip
+    graph = ArchitectureGraph.chain(
+        (8, 8, 1),
+        [
+            ("conv2d", {"filters": 4, "kernel_size": 3}),
+            ("relu", {}),
+            ("gap", {}),
+            ("output", {"units": 10}),
+        ],
+    )
     conv = 3 * 3 * 1 * 4 + 4  # weights and biases, applied at each of the 8x8 positions
     assert multiply_adds(graph) == conv * 64 + (4 * 10 + 10)
     assert activations(graph) == 64 + 2 * 8 * 8 * 4 + 4 + 10  # input, conv, relu, gap, output
@@ -86,8 +91,10 @@ def test_expected_improvement_per_second_divides_by_the_cost():
 
 def test_a_cost_aware_search_proposes_cheaper_architectures():
     space = _CostlySpace()
-    plain, aware = BayesianOptimization(n_initial=5), BayesianOptimization(n_initial=5,
-                                                                           cost_aware=True)  # fmt: skip
+    plain, aware = (
+        BayesianOptimization(n_initial=5),
+        BayesianOptimization(n_initial=5, cost_aware=True),
+    )
     plain_costs, aware_costs = [], []
     for seed in range(4):
         history = _history(space, 12, seed)
@@ -138,8 +145,15 @@ def test_naswot_strategy_searches_images_end_to_end(tmp_path):
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
-    clf = automl.ImageClassifier(strategy="naswot", max_trials=2, epochs=1, ensemble_size=1,
-                                 max_model_size=30_000, directory=tmp_path, verbose=0)  # fmt: skip
+    clf = automl.ImageClassifier(
+        strategy="naswot",
+        max_trials=2,
+        epochs=1,
+        ensemble_size=1,
+        max_model_size=30_000,
+        directory=tmp_path,
+        verbose=0,
+    )
     clf.fit(x[:300].reshape(-1, 8, 8), y[:300])
     summary = clf.search_summary()
     assert len(summary) == 2 and set(summary["strategy"]) == {"naswot"}

@@ -8,16 +8,24 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.engine.trial import TrialStatus
 
-from automl.engine.base import trial_line
-from automl.engine.oracle import StrategyOracle, read_summaries
-from automl.engine.tuner import SUMMARY_FILE, GraphTuner
+from automl.engine.keras_tuner_api import TrialStatus
+from automl.engine.oracle import StrategyOracle
+from automl.engine.summaries import read_summaries, trial_line
+from automl.engine.tuner import GraphTuner
 from automl.graph.builder import apply_graph
+from automl.project.layout import SUMMARY_FILE
 from automl.search.base import Proposal, Strategy
 from automl.search.spaces import MorphismSpace
-from automl.stopping import CurveRule, HalvingRule, MedianRule, StoppingRule, make_rule, replay
-from automl.training import StopHopeless, fit_trial
+from automl.search.stopping import (
+    CurveRule,
+    HalvingRule,
+    MedianRule,
+    StoppingRule,
+    make_rule,
+    replay,
+)
+from automl.training.fit import StopHopeless, fit_trial
 
 GOOD = [0.6, 0.8, 0.9, 0.95, 0.96, 0.97, 0.97, 0.97, 0.97, 0.97, 0.97, 0.97]
 HISTORY = [GOOD, [v - 0.02 for v in GOOD], [v - 0.01 for v in GOOD]]
@@ -68,8 +76,9 @@ def test_the_curve_rule_lets_a_steep_curve_run_and_says_why_it_stops():
 
 def test_the_curve_rule_works_on_losses_in_their_own_units():
     losses = [1.2, 1.1, 1.1, 1.1]
-    reason = CurveRule().should_stop(losses, [[1, 0.5, 0.3, 0.2, 0.1]], 0.1, direction="min",
-                                     name="val_loss")  # fmt: skip
+    reason = CurveRule().should_stop(
+        losses, [[1, 0.5, 0.3, 0.2, 0.1]], 0.1, direction="min", name="val_loss"
+    )
     assert reason.startswith("predicted final val_loss 1.") and "> best 0.1 at epoch 4" in reason
     falling = [2.0, 1.0, 0.5, 0.3]
     assert CurveRule().should_stop(falling, [[1, 0.5, 0.3]], 0.25, direction="min") is None
@@ -151,10 +160,18 @@ def rows():
 
 def small_model():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(64, activation="relu"),
-                              keras.layers.Dense(2, activation="softmax")])  # fmt: skip
-    model.compile(optimizer=keras.optimizers.Adam(0.03), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((10,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.03),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -163,8 +180,16 @@ def test_the_callback_stops_fit_and_the_best_epoch_is_kept(rows):
     model = small_model()
     rule = StopAt(4)
     stopper = StopHopeless(rule, "val_loss", "min", [[1.0, 0.9]], 0.5)
-    scores, kept, info = fit_trial(model, train, val, objective="val_loss", direction="min",
-                                   max_epochs=20, patience=10, stop_rule=stopper)  # fmt: skip
+    scores, kept, info = fit_trial(
+        model,
+        train,
+        val,
+        objective="val_loss",
+        direction="min",
+        max_epochs=20,
+        patience=10,
+        stop_rule=stopper,
+    )
     assert len(scores) == 4 and info["curve"] == [round(s, 6) for s in scores]
     assert info["stopped_early"] == "forced at epoch 4" == stopper.reason
     assert rule.seen == [(4, 1, -0.5)]  # higher-is-better inside the rule
@@ -175,13 +200,14 @@ def test_the_callback_stops_fit_and_the_best_epoch_is_kept(rows):
 
 def test_fit_trial_without_a_rule_records_the_curve_only(rows):
     train, val = rows
-    scores, kept, info = fit_trial(small_model(), train, val, objective="val_accuracy",
-                                   direction="max", epochs=2)  # fmt: skip
+    scores, kept, info = fit_trial(
+        small_model(), train, val, objective="val_accuracy", direction="max", epochs=2
+    )
     assert len(info["curve"]) == 2 and "stopped_early" not in info and kept == 1
 
 
 def test_a_training_budget_ends_at_the_last_epoch_end_with_room_for_another(monkeypatch):
-    import automl.training as training
+    import automl.training.fit as training
 
     clock = [0.0]
     monkeypatch.setattr(training.time, "time", lambda: clock[0])
@@ -220,8 +246,11 @@ class DefaultThenSamples(Strategy):
 def build(graph):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, apply_graph(graph, inputs))
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -229,11 +258,24 @@ def test_a_search_stops_the_second_trial_and_records_why(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 1).astype("int32")
-    oracle = StrategyOracle(DefaultThenSamples(), MorphismSpace((4,), 3),
-                            keras_tuner.Objective("val_loss", "min"), max_trials=2, seed=3)  # fmt: skip
+    oracle = StrategyOracle(
+        DefaultThenSamples(),
+        MorphismSpace((4,), 3),
+        keras_tuner.Objective("val_loss", "min"),
+        max_trials=2,
+        seed=3,
+    )
     rule = StopAt(2)
-    tuner = GraphTuner(oracle, build, batches, max_epochs=4, patience=4, stopping=rule,
-                       directory=str(tmp_path), project_name="p")  # fmt: skip
+    tuner = GraphTuner(
+        oracle,
+        build,
+        batches,
+        max_epochs=4,
+        patience=4,
+        stopping=rule,
+        directory=str(tmp_path),
+        project_name="p",
+    )
     tuner.search((x[:64], y[:64]), (x[64:], y[64:]))
     first, second = tuner.trial_summary("0"), tuner.trial_summary("1")
     assert oracle.finished_summaries() == [first, second]
@@ -250,7 +292,12 @@ def test_a_search_stops_the_second_trial_and_records_why(tmp_path):
 
 
 def test_the_tuner_refuses_an_unknown_rule(tmp_path):
-    oracle = StrategyOracle(DefaultThenSamples(), MorphismSpace((4,), 3),
-                            keras_tuner.Objective("val_loss", "min"), max_trials=1, seed=3)  # fmt: skip
+    oracle = StrategyOracle(
+        DefaultThenSamples(),
+        MorphismSpace((4,), 3),
+        keras_tuner.Objective("val_loss", "min"),
+        max_trials=1,
+        seed=3,
+    )
     with pytest.raises(ValueError, match="Received: stopping='sometimes'"):
         GraphTuner(oracle, build, batches, stopping="sometimes", directory=str(tmp_path))

@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 
 import automl
-from automl import streaming
+from automl.data import streaming
+from automl.data.heads import TargetEncoder
+from automl.data.preprocessing import Preprocessor
+from automl.data.streaming import sources
+from automl.data.streaming.split import held_out
 from automl.errors import InputError
-from automl.heads import TargetEncoder
-from automl.preprocessing import Preprocessor
-from automl.streaming import sources
-from automl.streaming.fitting import fit_stream
-from automl.streaming.split import held_out
+from automl.estimators import streaming as stream_fitting
+from automl.estimators.streaming import fit_stream
 
 SMALL = {"max_trials": 1, "epochs": 1, "max_model_size": 20_000, "verbose": 0}
 
@@ -90,7 +91,9 @@ def test_split_is_deterministic_and_of_the_right_size():
 
 def test_stream_parts_are_disjoint_cover_the_stream_and_repeat(digits):
     x, y = digits
-    stream = streaming.open_stream(_dataset(x, np.arange(len(x)), batch=32), None, "image", "fit")
+    stream = stream_fitting.open_stream(
+        _dataset(x, np.arange(len(x)), batch=32), None, "image", "fit"
+    )
     rest, held = stream.split(0.25, seed=3)
 
     def ids(part):
@@ -102,11 +105,11 @@ def test_stream_parts_are_disjoint_cover_the_stream_and_repeat(digits):
     assert 0.15 < len(first_held) / len(x) < 0.35
     np.testing.assert_array_equal(ids(rest), first_rest)  # the same on every pass
     # unbatched, the same elements go to the same part
-    unbatched = streaming.open_stream(_dataset(x, np.arange(len(x))), None, "image", "fit")
+    unbatched = stream_fitting.open_stream(_dataset(x, np.arange(len(x))), None, "image", "fit")
     np.testing.assert_array_equal(ids(unbatched.split(0.25, seed=3)[1]), first_held)
     # a PyDataset is split by batch
     data = _batches()(x, np.arange(len(x)), size=10)
-    rest, held = streaming.open_stream(data, None, "image", "fit").split(0.25, seed=3)
+    rest, held = stream_fitting.open_stream(data, None, "image", "fit").split(0.25, seed=3)
     assert len(rest) + len(held) == len(data)
     assert all(len(set(b[1] // 10)) == 1 for b in held.batches())
 
@@ -114,7 +117,7 @@ def test_stream_parts_are_disjoint_cover_the_stream_and_repeat(digits):
 # ------------------------------------------------------------------ statistics
 def test_streaming_statistics_equal_the_in_memory_ones(digits, rng):
     x, y = digits
-    stream = streaming.open_stream(_dataset(x, y, batch=37), None, "image", "fit")
+    stream = stream_fitting.open_stream(_dataset(x, y, batch=37), None, "image", "fit")
     fitted = fit_stream(stream, "image", "classification", None, seed=0)
     expected = Preprocessor.fit_images(x)
     assert fitted.preprocessor.raw_shape == expected.raw_shape
@@ -122,9 +125,14 @@ def test_streaming_statistics_equal_the_in_memory_ones(digits, rng):
     np.testing.assert_allclose(fitted.preprocessor.variance, expected.variance, rtol=1e-9)
     assert fitted.target == TargetEncoder.fit(y, "classification")
 
-    frame = pd.DataFrame({"a": rng.normal(size=900), "skewed": rng.lognormal(0, 1, 900),
-                          "few": rng.integers(0, 3, 900).astype(float),
-                          "text": rng.choice(["x", "y", "z", "w"], 900, p=[0.4, 0.3, 0.2, 0.1])})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=900),
+            "skewed": rng.lognormal(0, 1, 900),
+            "few": rng.integers(0, 3, 900).astype(float),
+            "text": rng.choice(["x", "y", "z", "w"], 900, p=[0.4, 0.3, 0.2, 0.1]),
+        }
+    )
     frame.loc[rng.random(900) < 0.1, ["a", "skewed", "text"]] = np.nan
     target = 3 + 2 * rng.normal(size=(900, 2))
     chunks = [(frame.iloc[i : i + 128], target[i : i + 128], None) for i in range(0, 900, 128)]
@@ -146,8 +154,13 @@ def test_streaming_statistics_equal_the_in_memory_ones(digits, rng):
     np.testing.assert_allclose(fitted.target.std, want.std, rtol=1e-9)
 
     numbers = frame[["a", "skewed"]].to_numpy()
-    fitted = fit_stream(streaming.open_stream(_dataset(numbers, target, 50), None, "table", "fit"),
-                        "table", "regression", None, seed=0)  # fmt: skip
+    fitted = fit_stream(
+        stream_fitting.open_stream(_dataset(numbers, target, 50), None, "table", "fit"),
+        "table",
+        "regression",
+        None,
+        seed=0,
+    )
     expected = Preprocessor.fit_table(numbers)
     for key in ("fill", "mean", "variance"):
         np.testing.assert_allclose(getattr(fitted.preprocessor, key), getattr(expected, key))
@@ -212,8 +225,13 @@ def test_image_folder_fit_predict_evaluate(image_dir, tmp_path):
 def test_csv_file_in_chunks(tmp_path, rng, monkeypatch):
     monkeypatch.setattr(sources, "CSV_CHUNK_ROWS", 100)
     n = 1500
-    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.lognormal(size=n),
-                          "city": rng.choice(["x", "y", "z"], n)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.lognormal(size=n),
+            "city": rng.choice(["x", "y", "z"], n),
+        }
+    )
     frame.loc[rng.random(n) < 0.05, "a"] = np.nan
     frame["label"] = np.where(frame["a"].fillna(0) + (frame["city"] == "x") > 0.5, "pos", "neg")
     frame.loc[::97, "label"] = np.nan  # rows without a target are skipped
@@ -245,11 +263,25 @@ def test_resume_reuses_the_finished_trial(digits, tmp_path):
 
 
 def test_cli_image_dir(image_dir, tmp_path, monkeypatch):
-    from automl import cli
+    from automl.cli import commands as cli
 
     monkeypatch.chdir(tmp_path)
-    code = cli.main(["fit", "--image-dir", str(image_dir), "--max-trials", "1", "--epochs", "1",
-                     "--quiet", "--json", "r.json", "--directory", str(tmp_path)])  # fmt: skip
+    code = cli.main(
+        [
+            "fit",
+            "--image-dir",
+            str(image_dir),
+            "--max-trials",
+            "1",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--json",
+            "r.json",
+            "--directory",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     result = json.loads((tmp_path / "r.json").read_text())
     assert 0 <= result["test_score"] <= 1 and os.path.exists(result["model_path"])
@@ -257,15 +289,32 @@ def test_cli_image_dir(image_dir, tmp_path, monkeypatch):
 
 
 def test_cli_streams_a_large_csv(tmp_path, rng, monkeypatch):
-    from automl import cli, datasets
+    from automl.cli import commands as cli
+    from automl.data import datasets
 
     monkeypatch.setattr(datasets, "STREAM_CSV_BYTES", 0)  # every file counts as large
     monkeypatch.chdir(tmp_path)
     frame = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
     frame["y"] = frame["a"] * 3 - frame["b"] + rng.normal(0, 0.1, 600)
     frame.to_csv(tmp_path / "big.csv", index=False)
-    code = cli.main(["fit", "--csv", "big.csv", "--target", "y", "--max-trials", "1",
-                     "--epochs", "5", "--quiet", "--json", "r.json", "--directory", "runs"])  # fmt: skip
+    code = cli.main(
+        [
+            "fit",
+            "--csv",
+            "big.csv",
+            "--target",
+            "y",
+            "--max-trials",
+            "1",
+            "--epochs",
+            "5",
+            "--quiet",
+            "--json",
+            "r.json",
+            "--directory",
+            "runs",
+        ]
+    )
     assert code == 0
     assert json.loads((tmp_path / "r.json").read_text())["metric"] == "mse"
 

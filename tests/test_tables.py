@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import automl
-from automl import data as data_mod
+from automl.data import arrays as data_mod
 
 SMALL = {"max_trials": 2, "epochs": 2, "verbose": 0}
 
@@ -35,7 +35,7 @@ def test_cross_validation_folds_cover_every_sample_once(stratify):
 
 
 def test_a_small_table_is_cross_validated_and_its_model_averages_the_folds(tmp_path, rng):
-    from automl.training import load_weights
+    from automl.training.fit import load_weights
 
     x, y = linear_table(rng, 150)
     reg = automl.StructuredDataRegressor(directory=tmp_path, ensemble_size=1, **SMALL).fit(x, y)
@@ -52,8 +52,12 @@ def test_a_small_table_is_cross_validated_and_its_model_averages_the_folds(tmp_p
         model = reg.backend_.build(reg.best_architecture_)
         load_weights(model, path)
         fold_predictions.append(model.predict(x[:16], verbose=0))
-    np.testing.assert_allclose(reg.export_model().predict(x[:16], verbose=0),
-                               np.mean(fold_predictions, axis=0), rtol=1e-4, atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        reg.export_model().predict(x[:16], verbose=0),
+        np.mean(fold_predictions, axis=0),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     assert np.ptp([p[0, 0] for p in fold_predictions]) > 0  # the folds trained differently
 
 
@@ -67,8 +71,10 @@ def test_the_first_table_trials_are_a_linear_model_then_an_mlp(tmp_path, rng):
     assert keys[0] == linear((4,), 1, "linear").key()
     params = summary["params"].tolist()
     assert params[0] == 5 and params[1] > 5  # 4 weights and a bias, then the MLP
-    rates = [float(reg.backend_.build(reg.backend_.tuner.trial_graph(t)).optimizer.learning_rate)
-             for t in ids]  # fmt: skip
+    rates = [
+        float(reg.backend_.build(reg.backend_.tuner.trial_graph(t)).optimizer.learning_rate)
+        for t in ids
+    ]
     assert rates == pytest.approx([1e-2, 1e-3])  # the linear model trains at a higher rate
 
 
@@ -97,11 +103,16 @@ def test_validation_split_is_still_checked_on_small_tables(tmp_path, rng):
 def test_a_skewed_column_also_enters_as_its_quantile_rank(tmp_path, rng):
     import keras
 
-    from automl.preprocessing import QUANTILE_BINS, Preprocessor
+    from automl.data.preprocessing import QUANTILE_BINS, Preprocessor
 
     n = 400
-    frame = pd.DataFrame({"income": rng.lognormal(0, 1.5, n), "age": rng.normal(40, 10, n),
-                          "flag": rng.integers(0, 2, n).astype(float)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "income": rng.lognormal(0, 1.5, n),
+            "age": rng.normal(40, 10, n),
+            "flag": rng.integers(0, 2, n).astype(float),
+        }
+    )
     pre = Preprocessor.fit_table(frame)
     columns = {c["name"]: c for c in pre.columns}
     assert 0 < len(columns["income"]["quantiles"]) <= QUANTILE_BINS - 1
@@ -126,11 +137,14 @@ def test_table_size_cap_follows_the_rows():
 
 
 def test_final_build_time_counts_each_fold_of_the_best_trials():
-    from automl.engine.base import final_seconds
+    from automl.search.cost import final_seconds
 
-    summaries = [{"score": 0.9, "build_seconds": 1.0, "folds": 5},
-                 {"score": 0.8, "build_seconds": 2.0},
-                 {"score": 0.7, "build_seconds": 10.0}, {"score": None}]  # fmt: skip
+    summaries = [
+        {"score": 0.9, "build_seconds": 1.0, "folds": 5},
+        {"score": 0.8, "build_seconds": 2.0},
+        {"score": 0.7, "build_seconds": 10.0},
+        {"score": None},
+    ]
     assert final_seconds(summaries, 2, +1.0) == pytest.approx(1.0 * 30 + 2.0 * 2)
     assert final_seconds(summaries, 1, -1.0) == pytest.approx(10.0 * 2)  # lower is better
     assert final_seconds([], 5, 1.0) == 0.0

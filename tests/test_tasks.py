@@ -35,10 +35,23 @@ def test_image_classifier_string_labels_end_to_end(digits, tmp_path):
     assert set(clf.evaluate(x, labels)) == {"loss", "accuracy"}
     summary = clf.search_summary()
     assert list(summary.columns) == [
-        "trial_id", "score", "ensemble", "val_loss", "params", "inference_ms", "seconds",
-        "epochs", "elapsed", "parent", "morphism", "status", "reason", "strategy", "key",
+        "trial_id",
+        "score",
+        "ensemble",
+        "val_loss",
+        "params",
+        "inference_ms",
+        "seconds",
+        "epochs",
+        "elapsed",
+        "parent",
+        "morphism",
+        "status",
+        "reason",
+        "strategy",
+        "key",
         "search_score",
-    ]  # fmt: skip
+    ]
     scores = summary["score"].dropna().to_list()
     assert scores == sorted(scores, reverse=True)  # best first
     assert (summary["inference_ms"].dropna() > 0).all()
@@ -118,8 +131,9 @@ def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss(digits, 
                 self.accuracies.append(logs["val_accuracy"])
 
     x, y = digits
-    clf = automl.ImageClassifier(directory=tmp_path, seed=0, ensemble_size=1,
-                                 **{**SMALL, "epochs": None})  # fmt: skip
+    clf = automl.ImageClassifier(
+        directory=tmp_path, seed=0, ensemble_size=1, **{**SMALL, "epochs": None}
+    )
     clf.fit(x, y, callbacks=[Record()])
     row = clf.search_summary().iloc[0]
     summary = clf.backend_.tuner.trial_summary(row["trial_id"])
@@ -182,8 +196,9 @@ def test_ensemble_averages_the_best_trials_and_saves(digits, tmp_path):
     import keras
 
     x, y = digits
-    clf = automl.ImageClassifier(directory=tmp_path, seed=2, ensemble_size=2,
-                                 **{**SMALL, "max_trials": 3})  # fmt: skip
+    clf = automl.ImageClassifier(
+        directory=tmp_path, seed=2, ensemble_size=2, **{**SMALL, "max_trials": 3}
+    )
     clf.fit(x[:160], y[:160], validation_data=(x[160:], y[160:]))  # no refit: members unchanged
     tuner = clf.backend_.tuner
     trials = tuner.oracle.get_best_trials(3)
@@ -196,8 +211,9 @@ def test_ensemble_averages_the_best_trials_and_saves(digits, tmp_path):
     clf.export_model().save(path)
     loaded = keras.models.load_model(path)  # safe mode, built-in layers only
     np.testing.assert_allclose(loaded.predict(x[:20], verbose=0), expected, atol=1e-5)
-    single = automl.ImageClassifier(directory=tmp_path, ensemble_size=1, overwrite=True,
-                                    **{**SMALL, "max_trials": 2}).fit(x, y)  # fmt: skip
+    single = automl.ImageClassifier(
+        directory=tmp_path, ensemble_size=1, overwrite=True, **{**SMALL, "max_trials": 2}
+    ).fit(x, y)
     assert "ensemble_mean" not in [layer.name for layer in single.export_model().layers]
 
 
@@ -225,7 +241,7 @@ def test_bad_input_fails_before_training(tmp_path):
     "text, seconds", [(90, 90.0), ("90s", 90.0), ("30m", 1800.0), ("1h30m", 5400.0), (None, None)]
 )
 def test_parse_time_limit(text, seconds):
-    from automl.options import parse_time_limit
+    from automl.estimators.options import parse_time_limit
 
     assert parse_time_limit(text) == seconds
 
@@ -243,14 +259,16 @@ def test_child_trial_starts_from_parent_weights(digits, tmp_path):
     assert child.count_params() == child_graph.count_params() != parent.count_params()
     assert np.abs(child.predict(x[:32], verbose=0) - parent.predict(x[:32], verbose=0)).max() > 1e-3
     tuner._inherit("1", child, child_graph, "0")
-    np.testing.assert_allclose(child.predict(x[:32], verbose=0), parent.predict(x[:32], verbose=0),
-                               atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        child.predict(x[:32], verbose=0), parent.predict(x[:32], verbose=0), atol=1e-4
+    )
 
 
 def test_bayesian_search_grows_children_from_trained_parents(digits, tmp_path):
     x, y = digits
-    clf = automl.ImageClassifier(strategy="bayesian", directory=tmp_path,
-                                 **{**SMALL, "max_trials": 3, "epochs": 1})  # fmt: skip
+    clf = automl.ImageClassifier(
+        strategy="bayesian", directory=tmp_path, **{**SMALL, "max_trials": 3, "epochs": 1}
+    )
     clf.fit(x, y)
     parents = [clf.backend_.tuner.trial_summary(t)["parent"] for t in ("0", "1", "2")]
     assert parents[:2] == ["", ""]  # n_initial random/default starts
@@ -261,10 +279,18 @@ def test_image_classifier_milenas_strategy_exports(digits, tmp_path):
     import keras
 
     x, y = digits
-    options = {"space": "nb201", "stages": 1, "search_epochs": 1, "search_cells": 1,
-               "search_channels": 4, "cells": 2, "channels": 6}  # fmt: skip
-    clf = automl.ImageClassifier(strategy="milenas", epochs=1, directory=tmp_path, verbose=0,
-                                 cell_options=options)  # fmt: skip
+    options = {
+        "space": "nb201",
+        "stages": 1,
+        "search_epochs": 1,
+        "search_cells": 1,
+        "search_channels": 4,
+        "cells": 2,
+        "channels": 6,
+    }
+    clf = automl.ImageClassifier(
+        strategy="milenas", epochs=1, directory=tmp_path, verbose=0, cell_options=options
+    )
     clf.fit(x[:120], y[:120])
     summary = clf.search_summary()
     assert summary["status"].tolist()[-1] == "COMPLETED"
@@ -272,8 +298,9 @@ def test_image_classifier_milenas_strategy_exports(digits, tmp_path):
     path = tmp_path / "cells.keras"
     clf.export_model().save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x[:8], verbose=0), clf.predict_proba(x[:8]),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        loaded.predict(x[:8], verbose=0), clf.predict_proba(x[:8]), atol=1e-5
+    )
 
 
 def test_cell_strategies_refuse_other_tasks_and_bad_options(tmp_path):

@@ -7,12 +7,13 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.engine.trial import TrialStatus
 
+from automl.engine.keras_tuner_api import TrialStatus
 from automl.engine.oracle import ARCH, StrategyOracle
-from automl.engine.tuner import SUMMARY_FILE, GraphTuner
+from automl.engine.tuner import GraphTuner
 from automl.graph.builder import apply_graph
 from automl.morphism.operators import random_children
+from automl.project.layout import SUMMARY_FILE
 from automl.search.base import Proposal, Strategy, fresh_sample
 from automl.search.spaces import MorphismSpace
 
@@ -44,8 +45,11 @@ def build(graph, nan_keys=()):
     def bad(y_true, y_pred):
         return nan_metric(y_true, y_pred) if graph.key() in nan_keys else keras.ops.mean(y_pred)
 
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy", bad])  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy", bad],
+    )
     return model
 
 
@@ -64,12 +68,15 @@ def data():
     return x, (x[:64], y[:64]), (x[64:], y[64:])
 
 
-def make_tuner(tmp_path, objective=("val_loss", "min"), max_trials=1, build_fn=build,
-               space=SPACE, **kwargs) -> GraphTuner:  # fmt: skip
-    oracle = StrategyOracle(GrowStrategy(), space, keras_tuner.Objective(*objective),
-                            max_trials=max_trials, seed=3)  # fmt: skip
-    return GraphTuner(oracle, build_fn, batches, directory=str(tmp_path), project_name="p",
-                      **kwargs)  # fmt: skip
+def make_tuner(
+    tmp_path, objective=("val_loss", "min"), max_trials=1, build_fn=build, space=SPACE, **kwargs
+) -> GraphTuner:
+    oracle = StrategyOracle(
+        GrowStrategy(), space, keras_tuner.Objective(*objective), max_trials=max_trials, seed=3
+    )
+    return GraphTuner(
+        oracle, build_fn, batches, directory=str(tmp_path), project_name="p", **kwargs
+    )
 
 
 @pytest.mark.parametrize("epochs", [2, None])
@@ -109,8 +116,13 @@ def test_a_child_starts_from_its_parent_function(tmp_path, data):
 def test_a_non_finite_score_fails_the_trial_and_the_search_goes_on(tmp_path, data):
     x, train, val = data
     first = SPACE.initial()[0].key()
-    tuner = make_tuner(tmp_path, objective=("val_bad", "min"), max_trials=2, epochs=1,
-                       build_fn=lambda graph: build(graph, nan_keys=(first,)))  # fmt: skip
+    tuner = make_tuner(
+        tmp_path,
+        objective=("val_bad", "min"),
+        max_trials=2,
+        epochs=1,
+        build_fn=lambda graph: build(graph, nan_keys=(first,)),
+    )
     tuner.search(train, val)  # no exception
     failed, done = tuner.oracle.get_trial("0"), tuner.oracle.get_trial("1")
     assert failed.status == TrialStatus.FAILED
@@ -173,7 +185,7 @@ def test_a_damaged_state_file_is_named_when_the_search_is_reopened(tmp_path, dat
 
 
 def test_a_nan_loss_stops_training_at_that_batch():
-    from automl.training import TrainingDiverged, fit_trial
+    from automl.training.fit import TrainingDiverged, fit_trial
 
     model = build(SPACE.initial()[0])
     x = np.ones((64, 4), "float32")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import automl
-from automl import cli
+from automl.cli import commands as cli
 from automl.errors import InputError
 
 
@@ -26,8 +26,13 @@ def digits():
 @pytest.fixture(scope="module")
 def fitted(digits, tmp_path_factory):
     x, y = digits
-    clf = automl.ImageClassifier(max_trials=3, epochs=2, ensemble_size=2, verbose=0,
-                                 directory=tmp_path_factory.mktemp("runs"))  # fmt: skip
+    clf = automl.ImageClassifier(
+        max_trials=3,
+        epochs=2,
+        ensemble_size=2,
+        verbose=0,
+        directory=tmp_path_factory.mktemp("runs"),
+    )
     return clf.fit(x, y)
 
 
@@ -35,7 +40,7 @@ def fitted(digits, tmp_path_factory):
 @pytest.mark.parametrize("verbose", [0, 1, 2])
 def test_progress_display_follows_verbose(digits, tmp_path, capsys, monkeypatch, verbose):
     x, y = digits
-    monkeypatch.setattr("automl.progress.interactive", lambda: True)  # as in a terminal
+    monkeypatch.setattr("automl.reporting.progress.interactive", lambda: True)  # as in a terminal
     clf = automl.ImageClassifier(max_trials=2, epochs=2, verbose=verbose, directory=tmp_path)
     clf.fit(x, y)
     captured = capsys.readouterr()
@@ -74,8 +79,9 @@ def test_importing_keras_after_automl_prints_no_tensorflow_log_lines():
         k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "AUTOML_TF_LOGS")
     }
     code = "import automl, keras, numpy; keras.ops.convert_to_tensor(numpy.ones(2)); print('ok')"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok"
     assert proc.stderr == ""
 
@@ -125,9 +131,14 @@ class CountFits(keras.callbacks.Callback):
 def test_callbacks_and_tensorboard_reach_every_trial_and_the_refit(digits, tmp_path):
     x, y = digits
     counter = CountFits()
-    clf = automl.ImageClassifier(max_trials=2, epochs=1, ensemble_size=1, verbose=0,
-                                 directory=tmp_path / "runs",
-                                 tensorboard_dir=tmp_path / "logs")  # fmt: skip
+    clf = automl.ImageClassifier(
+        max_trials=2,
+        epochs=1,
+        ensemble_size=1,
+        verbose=0,
+        directory=tmp_path / "runs",
+        tensorboard_dir=tmp_path / "logs",
+    )
     clf.fit(x, y, callbacks=[counter])
     assert counter.fits == 3  # two trials, then the refit of the final model
     runs = sorted(os.listdir(tmp_path / "logs"))
@@ -139,13 +150,15 @@ def test_callbacks_and_tensorboard_reach_every_trial_and_the_refit(digits, tmp_p
 def test_sample_weight_and_class_weight_reach_the_loss(digits, tmp_path):
     x, y = digits
     weights = np.isin(y, [0, 1]).astype("float32")  # only classes 0 and 1 count
-    clf = automl.ImageClassifier(max_trials=1, epochs=10, ensemble_size=1, verbose=0,
-                                 directory=tmp_path / "a")  # fmt: skip
+    clf = automl.ImageClassifier(
+        max_trials=1, epochs=10, ensemble_size=1, verbose=0, directory=tmp_path / "a"
+    )
     clf.fit(x, y, sample_weight=weights)
     assert np.isin(clf.predict(x), [0, 1]).mean() >= 0.8  # 20% of the labels are 0 or 1
     only_three = {c: (1.0 if c == 3 else 0.0) for c in range(10)}
-    clf = automl.ImageClassifier(max_trials=1, epochs=10, ensemble_size=1, verbose=0,
-                                 directory=tmp_path / "b")  # fmt: skip
+    clf = automl.ImageClassifier(
+        max_trials=1, epochs=10, ensemble_size=1, verbose=0, directory=tmp_path / "b"
+    )
     clf.fit(x, y, class_weight=only_three)
     assert (clf.predict(x) == 3).mean() >= 0.4  # 10% of the labels are 3
     with pytest.raises(InputError, match="one weight per sample: 200"):
@@ -167,25 +180,57 @@ def test_balanced_class_weight(tmp_path, rng):
 
 
 # ---------------------------------------------------------------------- command line
-@pytest.mark.parametrize("words, seconds", [(["5", "minutes"], 300.0), (["5m"], 300.0),
-                                            (["1h", "30m"], 5400.0), (["90"], 90.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    "words, seconds",
+    [(["5", "minutes"], 300.0), (["5m"], 300.0), (["1h", "30m"], 5400.0), (["90"], 90.0)],
+)
 def test_time_limit_words_parse(words, seconds):
-    from automl.options import parse_time_limit
+    from automl.estimators.options import parse_time_limit
 
     assert parse_time_limit(" ".join(words)) == seconds
 
 
 def test_cli_proba_validation_split_batch_size_and_export(tmp_path, capsys):
     model = tmp_path / "iris.keras"
-    code = cli.main(["fit", "iris", "--max-trials", "1", "--epochs", "2", "--time-limit", "5",
-                     "minutes", "--validation-split", "0.3", "--batch-size", "16", "--quiet",
-                     "--directory", str(tmp_path / "runs"), "--output", str(model)])  # fmt: skip
+    code = cli.main(
+        [
+            "fit",
+            "iris",
+            "--max-trials",
+            "1",
+            "--epochs",
+            "2",
+            "--time-limit",
+            "5",
+            "minutes",
+            "--validation-split",
+            "0.3",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--directory",
+            str(tmp_path / "runs"),
+            "--output",
+            str(model),
+        ]
+    )
     assert code == 0
     from sklearn.datasets import load_iris
 
     np.savez(tmp_path / "x.npz", x=load_iris().data[:6])
-    assert cli.main(["predict", str(model), str(tmp_path / "x.npz"), "--proba",
-                     "--output", str(tmp_path / "p.csv")]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(model),
+                str(tmp_path / "x.npz"),
+                "--proba",
+                "--output",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 0
+    )
     proba = pd.read_csv(tmp_path / "p.csv")
     assert list(proba.columns) == ["p_0", "p_1", "p_2"]
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)

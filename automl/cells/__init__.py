@@ -4,7 +4,7 @@ Importing this package registers its layers with Keras, so saved models that use
 them load with `keras.models.load_model` and safe mode on.
 
 Example:
-    >>> from automl.cells import run_search, build_network  # doctest: +SKIP
+    >>> from automl.cells.search import build_network, run_search  # doctest: +SKIP
     >>> result = run_search(x, y, num_classes=10, epochs=5)  # doctest: +SKIP
 """
 

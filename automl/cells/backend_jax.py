@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import jax
 from keras import ops
-from keras.src.backend.common.stateless_scope import StatelessScope
+
+from automl.training.keras_api import stateless_scope
 
 
 def gradients(model, batch, variables):
@@ -57,7 +58,7 @@ def _stateless(groups, values, step, data):
         for group, group_values in zip(groups, values, strict=True)
         for variable, value in zip(group, group_values, strict=True)
     ]
-    with StatelessScope(state_mapping=mapping) as scope:
+    with stateless_scope(mapping) as scope:
         logs = step(data)
     state = tuple([scope.get_current_value(v) for v in group] for group in groups)
     return logs, state

@@ -3,7 +3,7 @@
 A cell is written as its intermediate nodes separated by `+`, each node listing
 its incoming edges as `|op~input|`, the NAS-Bench-201 notation. A NAS-Bench-201
 genotype is one such cell (all 6 edges, `none` included), and its string is the
-canonical arch string of the codec `automl.graph.nb201` (the key of the benchmark
+canonical arch string of the codec `automl.nb201.codec` (the key of the benchmark
 table); `Genotype.to_nb201` and `Genotype.from_nb201` convert. A DARTS genotype is
 `normal=<cell>;reduction=<cell>` with 2 kept edges per node, where inputs 0 and
 1 are the cell's inputs and 2..5 its intermediate nodes. Entries inside a node
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from automl.cells.ops import DARTS_OPS, PARAMETRIC_OPS
-from automl.graph import nb201
+from automl.nb201 import codec as nb201
 
 CellSpec = tuple[tuple[tuple[str, int], ...], ...]
 """Nodes in order; each node a tuple of (op name, input index) pairs."""

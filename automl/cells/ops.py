@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from automl.cells import backend
-from automl.graph import nb201
+from automl.nb201 import codec as nb201
 
 DARTS_OPS: tuple[str, ...] = (
     "none",

@@ -22,7 +22,6 @@ import keras
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from automl import data as data_mod
 from automl.cells.genotype import Genotype, ModelSizeRecord, reached_early_stop
 from automl.cells.layers import Cell, ResidualReduction
 from automl.cells.ops import batch_norm
@@ -32,8 +31,9 @@ from automl.cells.supernet import (
     default_alpha_optimizer,
     default_weight_optimizer,
 )
+from automl.data import arrays as data_mod
 from automl.errors import InputError
-from automl.training import StopAtDeadline
+from automl.training.fit import StopAtDeadline
 
 METHOD_ALIASES = {"darts": "darts2"}
 
@@ -226,8 +226,9 @@ def run_search(
     timer = StopAtDeadline(deadline)
     for epoch in range(epochs):
         start = time.perf_counter()
-        logs = net.fit(pairs, epochs=1, verbose=0, shuffle=False,
-                       callbacks=[*(callbacks or []), timer]).history  # fmt: skip
+        logs = net.fit(
+            pairs, epochs=1, verbose=0, shuffle=False, callbacks=[*(callbacks or []), timer]
+        ).history
         seconds = time.perf_counter() - start
         evaluation = net.evaluate(val_eval, verbose=0, return_dict=True)
         genotype = net.genotype()

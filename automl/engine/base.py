@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from automl import data as data_mod
-from automl.engine.project import Project
+from automl.data import arrays as data_mod
+from automl.data.heads import Head
+from automl.data.preprocessing import Preprocessor
+from automl.engine.summaries import trial_order
 from automl.errors import InputError
-from automl.heads import Head
-from automl.preprocessing import Preprocessor
+from automl.project.folder import Project
 
 
 def final_reserve(seconds: float | None) -> float:
@@ -96,12 +97,17 @@ class SearchContext:
 
             self.role = Role()
         if self.progress is None:
-            from automl.progress import SearchProgress
+            from automl.reporting.progress import SearchProgress
 
             head = self.head
-            self.progress = SearchProgress(self.verbose, self.budget.max_trials,
-                                           self.budget.seconds, head.objective, head.direction,
-                                           started=self.budget.started)  # fmt: skip
+            self.progress = SearchProgress(
+                self.verbose,
+                self.budget.max_trials,
+                self.budget.seconds,
+                head.objective,
+                head.direction,
+                started=self.budget.started,
+            )
 
     def log(self, line: str) -> None:
         """Write one progress line (when `verbose`)."""
@@ -125,12 +131,13 @@ class SearchContext:
     def dataset(self, inputs, y, sample_weight=None, shuffle: bool = False):
         """Batched input data of the model (shuffled by the seed when `shuffle`), with a
         weight per sample when `sample_weight` is given. A part of a stream
-        (`automl.streaming`) brings its own targets and weights and is read batch by batch."""
+        (`automl.data.streaming`) brings its own targets and weights and is read batch by batch."""
         seed = self.seed if shuffle else None
         if getattr(inputs, "is_stream", False):
             return inputs.dataset(self.batch_size, shuffle_seed=seed)
-        return data_mod.as_dataset(inputs, y, self.batch_size, shuffle_seed=seed,
-                                   sample_weight=sample_weight)  # fmt: skip
+        return data_mod.as_dataset(
+            inputs, y, self.batch_size, shuffle_seed=seed, sample_weight=sample_weight
+        )
 
     def assemble(self, candidates: list[Candidate], learning_rate: float = 1e-3):
         """One compiled model: the preprocessing, each candidate's architecture, the head.
@@ -196,8 +203,11 @@ class SearchBackend(abc.ABC):
             InputError: the backend cannot search this task, or the options are wrong.
         """
         if options:
+            from automl.engine import registry
+
+            cells = " or ".join(map(repr, registry.names(backend=registry.CELL_SEARCH)))
             raise InputError(
-                f"cell_options apply to strategy='milenas' or 'darts' only. "
+                f"cell_options apply to strategy={cells} only. "
                 f"Received: strategy={strategy!r}, cell_options={options!r}."
             )
         return {}
@@ -215,7 +225,7 @@ class SearchBackend(abc.ABC):
         """A finished trial's trained, compiled `keras.Model`.
 
         Raises:
-            automl.engine.project.DamagedFileError: its weights are missing or damaged.
+            automl.errors.DamagedFileError: its weights are missing or damaged.
         """
 
     @abc.abstractmethod
@@ -227,112 +237,25 @@ class SearchBackend(abc.ABC):
         """One row per trial or candidate (see `SUMMARY_COLUMNS`)."""
 
 
-SUMMARY_COLUMNS = ["trial_id", "score", "val_loss", "params", "inference_ms", "seconds", "epochs",
-                   "parent", "morphism", "status", "reason", "strategy", "key", "search_score",
-                   "finished_at"]  # fmt: skip
-
-
-def epoch_costs(summary: dict) -> tuple[float, float]:
-    """(first epoch, each later epoch) in seconds, from a trained trial's summary.
-
-    The first epoch includes tracing the model's steps. Summaries without epoch
-    timings give the mean seconds per epoch for both.
-    """
-    if "epoch_seconds" in summary:
-        return float(summary["first_epoch_seconds"]), float(summary["epoch_seconds"])
-    mean = float(summary.get("seconds", 0.0)) / max(int(summary.get("epochs", 1)), 1)
-    return mean, mean
-
-
-def seconds_to_start(summaries: list[dict]) -> float:
-    """Seconds a new trial needs for two epochs (of each cross-validation fold): the median
-    over trained trials (0 before any)."""
-    import numpy as np
-
-    def cost(summary: dict) -> float:
-        first, later = epoch_costs(summary)  # the model is traced once, for the first fold
-        return first + later * (2 * int(summary.get("folds", 1)) - 1)
-
-    costs = [cost(s) for s in summaries if s.get("seconds") is not None]
-    return float(np.median(costs)) if costs else 0.0
-
-
-def refit_epochs(summary: dict) -> int:
-    """Epochs the final refit of a trial runs: half its best epoch count, 1 to 20."""
-    return max(1, min(int(summary.get("best_epoch", 1)) // 2, 20))
-
-
-def refit_seconds(summary: dict) -> float:
-    """Seconds refitting a trial on train + validation data takes, from its measured epoch
-    times: tracing, then `refit_epochs` on a quarter more data (with a 10% margin)."""
-    first, later = epoch_costs(summary)
-    return 1.1 * (max(first - later, 0.0) + refit_epochs(summary) * later * 1.25)
-
-
-def final_builds(folds: int) -> int:
-    """How many times the final model builds a member's graph, in units of its own build."""
-    return 6 * folds if folds else 2
-
-
-def final_seconds(summaries: list[dict], members: int, sign: float) -> float:
-    """Seconds building the final model will take: each of the best `members` trials
-    (by `sign` * score) is built twice (loaded, then in the ensemble). A cross-validated
-    one counts 6 builds per fold: twice per fold, once to load the folds' weights, and
-    its fold copies inside larger models build slower (27 s measured against 9 s for
-    11 plain builds, on iris)."""
-    done = [s for s in summaries if s.get("score") is not None and "build_seconds" in s]
-    best = sorted(done, key=lambda s: -sign * float(s["score"]))[:members]
-    builds = [final_builds(int(s.get("folds", 0))) for s in best]
-    return sum(float(s["build_seconds"]) * n for s, n in zip(best, builds))
-
-
-def trial_line(trial_id: str, objective: str, score: float, summary: dict,
-               worker: bool = False) -> str:  # fmt: skip
-    """The line shown when a trial ends, e.g. "trial 3: val_accuracy=0.9861 (374,026 params,
-    10 epochs, 9.1 s, grown from trial 1)"; `worker` adds which worker trained it, and
-    "stopped early" follows the epochs of a trial a stopping rule ended."""
-    folds = int(summary.get("folds", 0))
-    cv = f", mean of {folds} folds" if folds else ""
-    where = f" on {summary.get('worker', '?')}" if worker else ""
-    grown = f", grown from trial {summary['parent']}" if summary.get("parent") else ""
-    stopped = ", stopped early" if summary.get("stopped_early") else ""
-    return (f"trial {trial_id}: {objective}={score:.4f}{cv} ({summary.get('params', 0):,} params, "
-            f"{summary.get('epochs')} epochs{stopped}, {summary.get('seconds', 0):.1f} s{where}"
-            f"{grown})")  # fmt: skip
-
-
-def last_line(message: str | None) -> str | None:
-    """The last non-empty line of a trial's message (the error, after any traceback)."""
-    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
-    if not lines:
-        return None
-    return lines[-1].removeprefix("keras_tuner.src.errors.FailedTrialError: ")
-
-
-def trial_order(trial_id: str) -> tuple:
-    """Sort key of trial ids by trial number ("9" before "10", whatever the zero padding)."""
-    return (int(trial_id), trial_id) if trial_id.isdigit() else (float("inf"), trial_id)
+SUMMARY_COLUMNS = [
+    "trial_id",
+    "score",
+    "val_loss",
+    "params",
+    "inference_ms",
+    "seconds",
+    "epochs",
+    "parent",
+    "morphism",
+    "status",
+    "reason",
+    "strategy",
+    "key",
+    "search_score",
+    "finished_at",
+]
 
 
 def rank(candidates: list[Candidate], head: Head) -> list[Candidate]:
     """Best first by the head's direction; ties broken by trial number."""
     return sorted(candidates, key=lambda c: (-head.sign * c.score, trial_order(c.trial_id)))
-
-
-_BACKENDS = {
-    "bayesian": "automl.engine.graph_search:GraphSearch",
-    "evolution": "automl.engine.graph_search:GraphSearch",
-    "random": "automl.engine.graph_search:GraphSearch",
-    "naswot": "automl.engine.graph_search:GraphSearch",
-    "milenas": "automl.engine.cell_search:CellSearch",
-    "darts": "automl.engine.cell_search:CellSearch",
-}
-STRATEGIES = tuple(_BACKENDS)
-
-
-def backend_class(strategy: str) -> type[SearchBackend]:
-    """The backend that runs `strategy` (one of `STRATEGIES`)."""
-    import importlib
-
-    module, name = _BACKENDS[strategy].split(":")
-    return getattr(importlib.import_module(module), name)

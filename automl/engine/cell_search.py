@@ -16,10 +16,12 @@ import os
 import time
 
 from automl.cells import backend as cell_backend
-from automl.engine.base import Candidate, SearchBackend, SearchContext, rank, seconds_to_start
-from automl.engine.project import checksum, read_json, write_json
+from automl.engine.base import Candidate, SearchBackend, SearchContext, rank
 from automl.errors import InputError
-from automl.training import TrainingDiverged
+from automl.project import layout
+from automl.project.files import checksum, read_json, write_json
+from automl.search.cost import seconds_to_start
+from automl.training.fit import TrainingDiverged
 
 # Scaled down from MiLeNAS (8 cells, 16 channels, 50 epochs on a GPU) for small data on a
 # CPU, where tracing the DARTS supernet's step alone takes a minute or more.
@@ -37,9 +39,9 @@ DEFAULTS = {
     "max_epochs": 100,  # trials: most epochs, early stopping on the validation data
     "search_fraction": 0.5,  # share of time_limit the supernet search may use
 }
-RESULT_FILE = "cell_search.json"
-WEIGHTS_FILE = "model.weights.h5"
-SUMMARY_FILE = "summary.json"
+RESULT_FILE = layout.CELL_SEARCH_FILE
+WEIGHTS_FILE = layout.WEIGHTS_FILE
+SUMMARY_FILE = layout.SUMMARY_FILE
 
 
 def options(given: dict | None) -> dict:
@@ -63,15 +65,10 @@ def options(given: dict | None) -> dict:
 
 
 class CellSearch(SearchBackend):
-    """Runs `strategy="milenas"` or `"darts"` in the project directory."""
+    """Runs a cell strategy (`strategy="milenas"` or `"darts"`) in the project directory."""
 
     @classmethod
     def check_settings(cls, strategy: str, kind: str, task: str, options_: dict | None) -> dict:
-        if (kind, task) != ("image", "classification"):
-            raise InputError(
-                f"strategy={strategy!r} searches image classifiers only; for {kind} "
-                f"{task} use 'bayesian', 'evolution' or 'random'."
-            )
         cell_backend.current()  # a backend the supernet steps run on
         return options(options_)
 
@@ -84,7 +81,7 @@ class CellSearch(SearchBackend):
 
     # ------------------------------------------------------------------ files
     def _trial_file(self, index: int, name: str) -> str:
-        return self.context.project.file(f"trial_{index}", name)
+        return self.context.project.file(layout.trial_folder(index), name)
 
     def _summary(self, index: int) -> dict:
         return read_json(self._trial_file(index, SUMMARY_FILE), {})
@@ -98,8 +95,14 @@ class CellSearch(SearchBackend):
         def apply(x, prefix: str):
             from automl.cells.search import build_network
 
-            return build_network(genotype, x, n_outputs, cells=opts["cells"],
-                                 channels=opts["channels"], prefix=prefix)  # fmt: skip
+            return build_network(
+                genotype,
+                x,
+                n_outputs,
+                cells=opts["cells"],
+                channels=opts["channels"],
+                prefix=prefix,
+            )
 
         return Candidate(str(index), score, genotype, apply, dict(summary or {}))
 
@@ -112,7 +115,7 @@ class CellSearch(SearchBackend):
         else:
             result = self._search_supernet(train)
             write_json(context.project.file(RESULT_FILE), result)
-        self.plan = _plan(result)
+        self.plan = plan_candidates(result)
         count = min(len(self.plan), context.budget.max_trials)
         context.progress.trials = count
         context.progress.start(sum(1 for i in range(count) if self._summary(i)))
@@ -121,8 +124,10 @@ class CellSearch(SearchBackend):
                 if self._summary(index):  # trained (or failed) before: never again
                     continue
                 if index and context.budget.search_left() <= self._seconds_needed():
-                    context.log(f"{self.method}: time limit reached; "
-                                f"{len(self.plan) - index} candidates not trained")  # fmt: skip
+                    context.log(
+                        f"{self.method}: time limit reached; "
+                        f"{len(self.plan) - index} candidates not trained"
+                    )
                     break
                 context.progress.trial_started(str(index), context.epochs)
                 score, line = self._train(index, train, val)
@@ -143,36 +148,54 @@ class CellSearch(SearchBackend):
         if budget.seconds is not None:
             deadline = budget.started + budget.seconds * opts["search_fraction"]
         context.log(f"{self.method}: searching the {opts['space']} cell supernet")
-        result = run_search(context.preprocessor.normalise_images(train[0]), train[1],
-                            num_classes=context.head.n_outputs, method=self.method,
-                            epochs=opts["search_epochs"], batch_size=opts["batch_size"],
-                            cells=opts["search_cells"], channels=opts["search_channels"],
-                            space=opts["space"], stages=opts["stages"], seed=context.seed,
-                            alpha_lr=opts["alpha_lr"], deadline=deadline,
-                            verbose=context.verbose)  # fmt: skip
+        result = run_search(
+            context.preprocessor.normalise_images(train[0]),
+            train[1],
+            num_classes=context.head.n_outputs,
+            method=self.method,
+            epochs=opts["search_epochs"],
+            batch_size=opts["batch_size"],
+            cells=opts["search_cells"],
+            channels=opts["search_channels"],
+            space=opts["space"],
+            stages=opts["stages"],
+            seed=context.seed,
+            alpha_lr=opts["alpha_lr"],
+            deadline=deadline,
+            verbose=context.verbose,
+        )
         return {"method": self.method, **result.to_dict()}
 
     def _train(self, index: int, train: tuple, val: tuple) -> tuple[float | None, str]:
         """Train candidate `index` and record it; (its score, or None if it failed; a line)."""
         import keras
 
-        from automl.training import fit_trial, inference_ms
+        from automl.training.fit import fit_trial, inference_ms
 
         context, head = self.context, self.context.head
         start = time.time()
         keras.utils.set_random_seed(context.seed * 1000 + index)
         model = context.assemble([self._candidate(index, 0.0)])
         entry = self.plan[index]
-        summary = {"key": entry["genotype"], "params": model.count_params(),
-                   "search_score": entry["search_score"], "model_size": entry["model_size"]}  # fmt: skip
+        summary = {
+            "key": entry["genotype"],
+            "params": model.count_params(),
+            "search_score": entry["search_score"],
+            "model_size": entry["model_size"],
+        }
         try:
-            scores, best, timing = fit_trial(model, context.dataset(*train, shuffle=True),
-                                     context.dataset(*val, shuffle=False),
-                                     objective=head.objective, direction=head.direction,
-                                     epochs=context.epochs, max_epochs=self.opts["max_epochs"],
-                                     deadline=context.budget.search_deadline,
-                                     monitor_loss=True,
-                                     **context.fit_options(f"trial_{index}"))  # fmt: skip
+            scores, best, timing = fit_trial(
+                model,
+                context.dataset(*train, shuffle=True),
+                context.dataset(*val, shuffle=False),
+                objective=head.objective,
+                direction=head.direction,
+                epochs=context.epochs,
+                max_epochs=self.opts["max_epochs"],
+                deadline=context.budget.search_deadline,
+                monitor_loss=True,
+                **context.fit_options(f"trial_{index}"),
+            )
         except Exception as err:  # noqa: BLE001 - a failed trial is recorded, as for graphs
             reason = (
                 str(err) if isinstance(err, TrainingDiverged) else f"{type(err).__name__}: {err}"
@@ -186,10 +209,17 @@ class CellSearch(SearchBackend):
         path = self._trial_file(index, WEIGHTS_FILE)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         model.save_weights(path)
-        summary.update(status="COMPLETED", score=float(scores[best]), epochs=len(scores),
-                       best_epoch=best + 1, seconds=round(time.time() - start, 2), **timing,
-                       weights_sha256=checksum(path), inference_ms=inference_ms(model, val[0]),
-                       finished_at=time.time())  # fmt: skip
+        summary.update(
+            status="COMPLETED",
+            score=float(scores[best]),
+            epochs=len(scores),
+            best_epoch=best + 1,
+            seconds=round(time.time() - start, 2),
+            **timing,
+            weights_sha256=checksum(path),
+            inference_ms=inference_ms(model, val[0]),
+            finished_at=time.time(),
+        )
         write_json(self._trial_file(index, SUMMARY_FILE), summary)
         return float(scores[best]), (
             f"trial {index}: {self.method} genotype {entry['genotype']} -> "
@@ -207,11 +237,14 @@ class CellSearch(SearchBackend):
         return rank(found, self.context.head)
 
     def load_model(self, candidate: Candidate):
-        from automl.training import load_checked_weights
+        from automl.training.fit import load_checked_weights
 
         model = self.context.assemble([candidate])
-        load_checked_weights(model, self._trial_file(int(candidate.trial_id), WEIGHTS_FILE),
-                             candidate.summary.get("weights_sha256"))  # fmt: skip
+        load_checked_weights(
+            model,
+            self._trial_file(int(candidate.trial_id), WEIGHTS_FILE),
+            candidate.summary.get("weights_sha256"),
+        )
         return model
 
     def mark_failed(self, candidate: Candidate, reason: str) -> None:
@@ -223,19 +256,28 @@ class CellSearch(SearchBackend):
         rows = []
         for index, entry in enumerate(self.plan):
             info = self._summary(index)
-            rows.append({"trial_id": str(index), "strategy": self.method,
-                         "key": entry["genotype"], "params": info.get("params"),
-                         "score": info.get("score"), "search_score": entry["search_score"],
-                         "epochs": info.get("epochs"), "seconds": info.get("seconds"),
-                         "val_loss": info.get("val_loss"),
-                         "inference_ms": info.get("inference_ms"),
-                         "finished_at": info.get("finished_at"),
-                         "parent": None, "status": info.get("status", "NOT_TRAINED"),
-                         "reason": info.get("reason")})  # fmt: skip
+            rows.append(
+                {
+                    "trial_id": str(index),
+                    "strategy": self.method,
+                    "key": entry["genotype"],
+                    "params": info.get("params"),
+                    "score": info.get("score"),
+                    "search_score": entry["search_score"],
+                    "epochs": info.get("epochs"),
+                    "seconds": info.get("seconds"),
+                    "val_loss": info.get("val_loss"),
+                    "inference_ms": info.get("inference_ms"),
+                    "finished_at": info.get("finished_at"),
+                    "parent": None,
+                    "status": info.get("status", "NOT_TRAINED"),
+                    "reason": info.get("reason"),
+                }
+            )
         return rows
 
 
-def _plan(result: dict) -> list[dict]:
+def plan_candidates(result: dict) -> list[dict]:
     """The candidates of a search: the chosen genotype, then the best of each model size.
 
     Ordered by search-validation accuracy after the chosen one; each genotype once.
@@ -251,8 +293,10 @@ def _plan(result: dict) -> list[dict]:
             continue
         seen.add(genotype)
         if size is None:
-            size = next((e["model_size"] for e in result["history"]
-                         if e["genotype"] == genotype), None)  # fmt: skip
-        plan.append({"genotype": genotype, "model_size": size,
-                     "search_score": search_score.get(genotype)})  # fmt: skip
+            size = next(
+                (e["model_size"] for e in result["history"] if e["genotype"] == genotype), None
+            )
+        plan.append(
+            {"genotype": genotype, "model_size": size, "search_score": search_score.get(genotype)}
+        )
     return plan

@@ -31,11 +31,11 @@ import time
 from dataclasses import dataclass
 
 from automl.errors import InputError, SearchError
+from automl.project.layout import MESSAGE_FILE  # a failed trial's message, written by its worker
 
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats
 IDLE_WAIT = 1.0  # seconds a worker waits before asking again when nothing can start
 ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
-MESSAGE_FILE = "message.json"  # a failed trial's message, written by its worker
 
 
 def _seconds(name: str, default: float) -> float:
@@ -142,13 +142,12 @@ class ChiefServer:
         from concurrent import futures
 
         import grpc
-        from keras_tuner.src import protos
-        from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+        from automl.engine.keras_tuner_api import serve_oracle
 
         self.oracle.worker_timeout = worker_timeout()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        servicer = OracleServicer(self.oracle)
-        protos.get_service_grpc().add_OracleServicer_to_server(servicer, self.server)
+        serve_oracle(self.oracle, self.server)
         try:
             bound = self.server.add_insecure_port(self.role.address)
         except RuntimeError:
@@ -167,13 +166,17 @@ class ChiefServer:
             SearchError: too many trials in a row failed (as in a one-process search).
         """
         reported = set(self.oracle.end_order)
-        self.progress.write(f"chief: serving the search on {self.role.address}; start workers "
-                            f"with worker={self.role.address!r}")  # fmt: skip
+        self.progress.write(
+            f"chief: serving the search on {self.role.address}; start workers "
+            f"with worker={self.role.address!r}"
+        )
         while not self.oracle.search_ended():
             time.sleep(poll)
             for tuner_id, trial_id in self.oracle.reap_lost():
-                self.progress.write(f"trial {trial_id}: worker {tuner_id} went silent; the trial "
-                                    "goes back on the queue")  # fmt: skip
+                self.progress.write(
+                    f"trial {trial_id}: worker {tuner_id} went silent; the trial "
+                    "goes back on the queue"
+                )
             for trial_id in [t for t in self.oracle.end_order if t not in reported]:
                 reported.add(trial_id)
                 self.progress.trial_ended(*self.oracle.describe_end(trial_id))
@@ -202,7 +205,8 @@ class WorkerClient:
 
     def __init__(self, oracle, role: Role):
         import grpc
-        from keras_tuner.src import protos
+
+        from automl.engine.keras_tuner_api import oracle_stub, service_messages
 
         self._oracle, self.role, self.tuner_id = oracle, role, role.tuner_id
         self.timeout = chief_timeout()
@@ -217,8 +221,8 @@ class WorkerClient:
                 "HOST:PORT`), check the host and port, and that the port is open between the "
                 "machines. AUTOML_CHIEF_TIMEOUT sets how long a worker waits."
             ) from None
-        self.stub = protos.get_service_grpc().OracleStub(self._channel)
-        self._messages = protos.get_service()
+        self.stub = oracle_stub(self._channel)
+        self._messages = service_messages()
         self._deadline: float | None = None
         self._budget: float | None = None
         self._beating: threading.Event | None = None
@@ -241,7 +245,7 @@ class WorkerClient:
             ) from None
 
     def get_space(self):
-        from keras_tuner.engine.hyperparameters import HyperParameters
+        from automl.engine.keras_tuner_api import HyperParameters
 
         return HyperParameters.from_proto(self._call("GetSpace").hyperparameters)
 
@@ -249,18 +253,19 @@ class WorkerClient:
         self._call("UpdateSpace", hyperparameters=hyperparameters.to_proto())
 
     def create_trial(self, tuner_id: str):
-        from keras_tuner.engine import trial as trial_module
+        from automl.engine.keras_tuner_api import Trial, TrialStatus
 
-        trial = trial_module.Trial.from_proto(self._call("CreateTrial", tuner_id=tuner_id).trial)
-        if trial.status == trial_module.TrialStatus.IDLE:
+        trial = Trial.from_proto(self._call("CreateTrial", tuner_id=tuner_id).trial)
+        if trial.status == TrialStatus.IDLE:
             time.sleep(IDLE_WAIT)  # another worker's trial may come back: ask again soon
-        elif trial.status == trial_module.TrialStatus.RUNNING:
+        elif trial.status == TrialStatus.RUNNING:
             left = trial.hyperparameters.values.get("seconds_left")
             self._deadline = None if left is None else time.time() + float(left)
             self._budget = trial.hyperparameters.values.get("trial_budget")
             self._beating = threading.Event()
-            threading.Thread(target=self._beat, args=(trial.trial_id, self._beating),
-                             daemon=True).start()  # fmt: skip
+            threading.Thread(
+                target=self._beat, args=(trial.trial_id, self._beating), daemon=True
+            ).start()
         return trial
 
     def _beat(self, trial_id: str, stop: threading.Event) -> None:
@@ -269,26 +274,28 @@ class WorkerClient:
                 self._call("UpdateTrial", trial_id=trial_id, metrics={}, step=0)
 
     def update_trial(self, trial_id: str, metrics: dict, step: int = 0):
-        from keras_tuner.engine import trial as trial_module
+        from automl.engine.keras_tuner_api import Trial
 
         reply = self._call("UpdateTrial", trial_id=trial_id, metrics=metrics, step=step)
-        return trial_module.Trial.from_proto(reply.trial)
+        return Trial.from_proto(reply.trial)
 
     def end_trial(self, trial) -> None:
         if self._beating is not None:
             self._beating.set()
         if trial.message:  # keras-tuner's messages do not carry it: leave it beside the trial
-            from automl.engine.project import write_json
+            from automl.project.files import write_json
 
-            write_json(os.path.join(self._oracle._get_trial_dir(trial.trial_id), MESSAGE_FILE),
-                       {"message": trial.message})  # fmt: skip
+            write_json(
+                os.path.join(self._oracle.trial_dir(trial.trial_id), MESSAGE_FILE),
+                {"message": trial.message},
+            )
         self._call("EndTrial", trial=trial.to_proto())
         self.trials_run += 1
 
     def get_trial(self, trial_id: str):
-        from keras_tuner.engine import trial as trial_module
+        from automl.engine.keras_tuner_api import Trial
 
-        return trial_module.Trial.from_proto(self._call("GetTrial", trial_id=trial_id).trial)
+        return Trial.from_proto(self._call("GetTrial", trial_id=trial_id).trial)
 
     def trial_deadline(self) -> float | None:
         """When the running trial must stop (the chief's time limit, in this clock)."""
@@ -301,9 +308,9 @@ class WorkerClient:
     def finished_summaries(self) -> list[dict]:
         """The summaries of the trials finished so far, read from the shared folder (this
         worker's copy of the oracle knows only the trials it ran)."""
-        from automl.engine.oracle import read_summaries
+        from automl.engine.summaries import read_summaries
 
-        return read_summaries(self._oracle._project_dir)
+        return read_summaries(self._oracle.project_dir)
 
     def mark_failed(self, trial_id: str, message: str) -> None:
         """Nothing: the chief's copy of a trial is the one that counts."""

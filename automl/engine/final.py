@@ -16,15 +16,9 @@ import time
 
 import numpy as np
 
-from automl.engine.base import (
-    Candidate,
-    SearchBackend,
-    SearchContext,
-    refit_epochs,
-    refit_seconds,
-)
-from automl.engine.project import DamagedFileError
-from automl.errors import SearchError
+from automl.engine.base import Candidate, SearchBackend, SearchContext
+from automl.errors import DamagedFileError, SearchError
+from automl.search.cost import refit_epochs, refit_seconds
 
 
 def select_members(ranked: list[Candidate], context: SearchContext, size: int) -> list[Candidate]:
@@ -34,8 +28,9 @@ def select_members(ranked: list[Candidate], context: SearchContext, size: int) -
     return [c for c in ranked if sign * c.score >= median][:size]
 
 
-def refit(model, full: tuple, context: SearchContext, candidate: Candidate,
-          deadline: float | None = None) -> bool:  # fmt: skip
+def refit(
+    model, full: tuple, context: SearchContext, candidate: Candidate, deadline: float | None = None
+) -> bool:
     """Fine-tune a member on `full` = (inputs, targets) at a tenth of its learning rate.
 
     Runs half the member's best epoch count (1 to 20), seeded by the trial. With a
@@ -52,14 +47,16 @@ def refit(model, full: tuple, context: SearchContext, candidate: Candidate,
     if deadline is not None and time.time() + refit_seconds(summary) > deadline:
         context.log(f"no time left to refit trial {candidate.trial_id}; kept as trained")
         return False
-    context.log(f"refitting trial {candidate.trial_id} on train + validation data for "
-                f"{epochs} epochs")  # fmt: skip
+    context.log(
+        f"refitting trial {candidate.trial_id} on train + validation data for {epochs} epochs"
+    )
     keras.utils.set_random_seed(context.seed * 1000 + _trial_number(candidate.trial_id))
     rate = model.optimizer.learning_rate
     rate.assign(float(keras.ops.convert_to_numpy(rate)) * 0.1)
     options = context.fit_options(f"refit_{candidate.trial_id}", trial=False)
-    model.fit(context.dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0,
-              **options)  # fmt: skip
+    model.fit(
+        context.dataset(*full, shuffle=True), epochs=epochs, shuffle=False, verbose=0, **options
+    )
     return True
 
 
@@ -69,8 +66,9 @@ def copy_weights(model, combined, prefix: str) -> set:
     Returns the names of `combined`'s layers under `prefix` that have weights and
     got none (an empty set when every one was filled).
     """
-    wanted = {layer.name for layer in combined.layers
-              if layer.name.startswith(prefix) and layer.weights}  # fmt: skip
+    wanted = {
+        layer.name for layer in combined.layers if layer.name.startswith(prefix) and layer.weights
+    }
     for layer in model.layers:
         if layer.weights and prefix + layer.name in wanted:
             combined.get_layer(prefix + layer.name).set_weights(layer.get_weights())
@@ -92,8 +90,14 @@ def ensemble(context: SearchContext, members: list[Candidate], models: list):
     return combined
 
 
-def final_model(context: SearchContext, backend: SearchBackend, ranked: list[Candidate],
-                full: tuple | None, size: int, deadline: float | None = None):  # fmt: skip
+def final_model(
+    context: SearchContext,
+    backend: SearchBackend,
+    ranked: list[Candidate],
+    full: tuple | None,
+    size: int,
+    deadline: float | None = None,
+):
     """Refit the members chosen from `ranked` and combine them; returns (model, members).
 
     A member whose weights are missing or damaged is marked FAILED and replaced.
@@ -107,13 +111,15 @@ def final_model(context: SearchContext, backend: SearchBackend, ranked: list[Can
             refit(model, full, context, candidate, deadline)
     if len(models) == 1:
         return models[0], members
-    context.log(f"ensemble of trials {', '.join(c.trial_id for c in members)} "
-                "(their outputs averaged)")  # fmt: skip
+    context.log(
+        f"ensemble of trials {', '.join(c.trial_id for c in members)} (their outputs averaged)"
+    )
     return ensemble(context, members, models), members
 
 
-def load_members(context: SearchContext, backend: SearchBackend, ranked: list[Candidate],
-                 size: int) -> tuple[list[Candidate], list]:  # fmt: skip
+def load_members(
+    context: SearchContext, backend: SearchBackend, ranked: list[Candidate], size: int
+) -> tuple[list[Candidate], list]:
     """(members, their loaded models); members with damaged weights are marked FAILED.
 
     Raises:

@@ -1,48 +1,35 @@
 """Graph search: a strategy proposes architecture graphs, keras-tuner runs them as trials.
 
-The strategy (`bayesian`, `evolution`, `random`) proposes through `StrategyOracle`;
-`GraphTuner` builds each graph behind the task's preprocessing and head, starts a
-morphism child from its parent's trained weights, trains it and saves its weights
-in the trial's folder. The time limit bounds the whole `fit`: the search stops
-starting trials when the time left (less a reserve for the final model) would not
-cover two epochs of a typical trial, and ends the running one early; no trial trains
-for more than `TRIAL_SHARE` of the search's time.
+A graph strategy (those of `automl.engine.registry` run by `GraphSearch`) proposes
+through `StrategyOracle`; `GraphTuner` builds each graph behind the task's
+preprocessing and head, starts a morphism child from its parent's trained weights,
+trains it and saves its weights in the trial's folder. The time limit bounds the
+whole `fit`: the search stops starting trials when the time left (less a reserve for
+the final model) would not cover two epochs of a typical trial, and ends the running
+one early; no trial trains for more than `trial_share` of the search's time. How a
+search trains and proposes (learning rates, widening, the strategies' arguments,
+screening, trial stopping) is a `SearchSettings` (`automl.engine.settings`).
 """
 
 from __future__ import annotations
 
-from automl.engine.base import Candidate, SearchBackend, SearchContext, last_line, rank, trial_order
+from automl.engine.base import Candidate, SearchBackend, SearchContext, rank
+from automl.engine.settings import SearchSettings, current
+from automl.engine.summaries import last_line, trial_order
 from automl.errors import SearchError
 from automl.graph.architecture import ArchitectureGraph
 
-DEFAULT_RATE = 1e-3  # Adam's learning rate
-# A widen's new units copy old ones plus noise (relative to their layer's kernel std) and
-# start with zero outgoing weights: the function is kept exactly, and they learn apart.
-WIDEN_MODE = "zero"
-WIDEN_NOISE = 1.0
-LINEAR_RATE = 1e-2
 _NO_HIDDEN = ("input", "flatten", "dropout", "output")
-# Budgets on real data are tens of trials, not hundreds: fewer random starts. Trials
-# cost real time: the Bayesian acquisition is per predicted second and, on images,
-# screens its best candidates with NASWOT before choosing.
-STRATEGY_ARGS = {"bayesian": {"n_initial": 2, "cost_aware": True, "screen_top": 8},
-                 "evolution": {"population_size": 4}}  # fmt: skip
-SCREEN_KINDS = ("image",)  # spaces where the Bayesian strategy screens (naswot: all)
-SCREEN_BATCH = 64  # training inputs the screening score is computed on
-TRIAL_STOPPING = "curve"  # stop a trial whose predicted final score cannot beat the best
-# Early stopping watches the validation loss: on a few hundred rows the accuracy moves in
-# steps of one row and stops training epochs before the loss has bottomed out.
-MONITOR_LOSS = True
-# A time-limited search gives one trial at most this share of its time: a short search
-# on large images still runs several trials, each stopped near its plateau.
-TRIAL_SHARE = 1 / 3
 
 
 def describe_op(op: dict) -> str:
     """A morphism's record as short text, e.g. "widen node=3 width=64" (the unit
     indices a widen copies, and other lists, are left out)."""
-    args = " ".join(f"{k}={v.get('type', v) if isinstance(v, dict) else v}"
-                    for k, v in op.items() if k != "op" and not isinstance(v, list))  # fmt: skip
+    args = " ".join(
+        f"{k}={v.get('type', v) if isinstance(v, dict) else v}"
+        for k, v in op.items()
+        if k != "op" and not isinstance(v, list)
+    )
     return f"{op.get('op', '?')} {args}".strip()
 
 
@@ -68,10 +55,17 @@ def graph_candidate(trial_id: str, score: float, graph: ArchitectureGraph, summa
 
 
 class GraphSearch(SearchBackend):
-    """Runs a graph strategy through keras-tuner in the project directory."""
+    """Runs a graph strategy through keras-tuner in the project directory.
 
-    def __init__(self, context: SearchContext):
+    Args:
+        context: what the estimator hands every backend.
+        settings: how to train and propose trials; None: those of the innermost
+            `automl.engine.settings.use` block, else the defaults.
+    """
+
+    def __init__(self, context: SearchContext, settings: SearchSettings | None = None):
         super().__init__(context)
+        self.settings = settings = current() if settings is None else settings
         import keras_tuner
 
         from automl.engine.distributed import WorkerClient, keras_tuner_env_hidden
@@ -81,23 +75,40 @@ class GraphSearch(SearchBackend):
         from automl.search.spaces import MorphismSpace
 
         head = context.head
-        strategy = get_strategy(context.strategy, **STRATEGY_ARGS.get(context.strategy, {}))
-        space = MorphismSpace(context.preprocessor.graph_shape, head.n_outputs, head.activation,
-                              max_model_size=context.max_model_size)  # fmt: skip
+        strategy = get_strategy(context.strategy, **settings.strategy_args(context.strategy))
+        space = MorphismSpace(
+            context.preprocessor.graph_shape,
+            head.n_outputs,
+            head.activation,
+            max_model_size=context.max_model_size,
+        )
         self.oracle = StrategyOracle(
-            strategy, space, keras_tuner.Objective(head.objective, head.direction),
-            max_trials=context.budget.max_trials, seed=context.seed,
-            time_limit=context.budget.seconds, final_members=context.ensemble_size,
-            trial_share=TRIAL_SHARE, final_refit=context.refit)  # fmt: skip
+            strategy,
+            space,
+            keras_tuner.Objective(head.objective, head.direction),
+            max_trials=context.budget.max_trials,
+            seed=context.seed,
+            time_limit=context.budget.seconds,
+            final_members=context.ensemble_size,
+            trial_share=settings.trial_share,
+            final_refit=context.refit,
+        )
         with keras_tuner_env_hidden():  # automl runs keras-tuner's distributed mode itself
-            self.tuner = GraphTuner(self.oracle, self.build, context.dataset,
-                                    epochs=context.epochs, folds=context.folds,
-                                    progress=context.progress, widen_noise=WIDEN_NOISE,
-                                    widen_mode=WIDEN_MODE, monitor_loss=MONITOR_LOSS,
-                                    stopping=TRIAL_STOPPING,
-                                    fit_options=context.fit_options,
-                                    directory=context.project.directory,
-                                    project_name=context.project.name)  # fmt: skip
+            self.tuner = GraphTuner(
+                self.oracle,
+                self.build,
+                context.dataset,
+                epochs=context.epochs,
+                folds=context.folds,
+                progress=context.progress,
+                widen_noise=settings.widen_noise,
+                widen_mode=settings.widen_mode,
+                monitor_loss=settings.monitor_loss,
+                stopping=settings.trial_stopping,
+                fit_options=context.fit_options,
+                directory=context.project.directory,
+                project_name=context.project.name,
+            )
         if context.role.kind == "worker":  # ask the chief (waits a bounded time for it)
             self.tuner.oracle = WorkerClient(self.oracle, context.role)
             self.tuner.tuner_id = context.role.tuner_id
@@ -105,11 +116,11 @@ class GraphSearch(SearchBackend):
     def build(self, graph: ArchitectureGraph):
         """The compiled model of one graph: preprocessing, graph, head.
 
-        A linear model (no hidden layer) trains at `LINEAR_RATE`: it converges several
-        times faster than at the default rate, to the same score.
+        A linear model (no hidden layer) trains at the settings' `linear_learning_rate`:
+        it converges several times faster than at `learning_rate`, to the same score.
         """
         linear = all(graph.node(i).type in _NO_HIDDEN for i in graph.order)
-        rate = LINEAR_RATE if linear else DEFAULT_RATE
+        rate = self.settings.linear_learning_rate if linear else self.settings.learning_rate
         return self.context.assemble([graph_candidate("", 0.0, graph)], learning_rate=rate)
 
     def search(self, train: tuple, val: tuple) -> None:
@@ -127,10 +138,12 @@ class GraphSearch(SearchBackend):
         else:
             done = len(self.oracle.observations())
             limit = context.budget.seconds
-            context.log(f"searching with strategy={context.strategy!r}: "
-                        f"{context.budget.max_trials} trials"
-                        + (f", {done} already finished" if done else "")
-                        + (f", time limit {limit:.0f} s" if limit else ""))  # fmt: skip
+            context.log(
+                f"searching with strategy={context.strategy!r}: "
+                f"{context.budget.max_trials} trials"
+                + (f", {done} already finished" if done else "")
+                + (f", time limit {limit:.0f} s" if limit else "")
+            )
             self.oracle.start_clock(context.budget.search_deadline)
         context.progress.start(done)
         try:
@@ -148,19 +161,21 @@ class GraphSearch(SearchBackend):
         finally:
             context.progress.close()
         if role.kind == "worker":
-            context.log(f"worker {role.tuner_id}: the search has ended; this worker ran "
-                        f"{self.tuner.oracle.trials_run} trial(s)")  # fmt: skip
+            context.log(
+                f"worker {role.tuner_id}: the search has ended; this worker ran "
+                f"{self.tuner.oracle.trials_run} trial(s)"
+            )
 
     def _set_screen(self, inputs) -> None:
         """Give the space a NASWOT screen on the first training inputs, if the strategy uses one."""
         import numpy as np
 
-        from automl.data import n_samples, take
-        from automl.screening import GraphScreener
+        from automl.data.arrays import n_samples, take
+        from automl.search.screening import GraphScreener
 
         space, strategy = self.oracle.space, self.oracle.strategy
         wanted = strategy.name == "naswot" or (
-            getattr(strategy, "screen_top", 0) and space.kind in SCREEN_KINDS
+            getattr(strategy, "screen_top", 0) and space.kind in self.settings.screen_kinds
         )
         if not wanted or self.context.role.kind == "worker":  # a worker proposes nothing
             return
@@ -169,9 +184,9 @@ class GraphSearch(SearchBackend):
         from automl.graph.builder import build_model
 
         if getattr(inputs, "is_stream", False):
-            batch = inputs.sample_inputs(SCREEN_BATCH)
+            batch = inputs.sample_inputs(self.settings.screen_batch)
         else:
-            batch = take(inputs, np.arange(min(SCREEN_BATCH, n_samples(inputs))))
+            batch = take(inputs, np.arange(min(self.settings.screen_batch, n_samples(inputs))))
         model_inputs, x = self.context.preprocessor.build_inputs()  # screen the graph alone
         batch = keras.ops.convert_to_numpy(keras.Model(model_inputs, x)(batch))
         space.screen = GraphScreener(build_model, batch, seed=self.context.seed)
@@ -202,7 +217,7 @@ class GraphSearch(SearchBackend):
             DamagedFileError: a weights file is missing or fails its checksum.
         """
         from automl.engine.final import copy_weights
-        from automl.training import load_checked_weights
+        from automl.training.fit import load_checked_weights
 
         folds = int(candidate.summary.get("folds", 0))
         if not folds:
@@ -210,8 +225,11 @@ class GraphSearch(SearchBackend):
         combined = self.context.assemble([candidate])
         model = self.build(candidate.architecture)  # takes each fold's weights in turn
         for fold in range(folds):
-            load_checked_weights(model, self.tuner.weights_path(candidate.trial_id, fold),
-                                 self.tuner.weights_sha256(candidate.trial_id, fold))  # fmt: skip
+            load_checked_weights(
+                model,
+                self.tuner.weights_path(candidate.trial_id, fold),
+                self.tuner.weights_sha256(candidate.trial_id, fold),
+            )
             copy_weights(model, combined, f"f{fold}_")
         combined.optimizer.build(combined.trainable_variables)  # saved whole: no warning on load
         return combined
@@ -229,16 +247,25 @@ class GraphSearch(SearchBackend):
             values = trial.hyperparameters.values
             graph = self.tuner.trial_graph(trial_id)  # failed trials have no summary
             history = graph.history
-            rows.append({"trial_id": trial_id,
-                         "strategy": values.get("strategy", self.context.strategy),
-                         "key": info.get("key") or graph.key(),
-                         "params": info.get("params") or graph.count_params(),
-                         "score": trial.score, "search_score": None,
-                         "val_loss": info.get("val_loss"),
-                         "inference_ms": info.get("inference_ms"),
-                         "epochs": info.get("epochs"), "seconds": info.get("seconds"),
-                         "parent": values.get(PARENT) or None,
-                         "morphism": describe_op(history[-1]) if history and values.get(PARENT) else None,
-                         "status": str(trial.status), "finished_at": info.get("finished_at"),
-                         "reason": last_line(trial.message) or info.get("stopped_early")})  # fmt: skip
+            rows.append(
+                {
+                    "trial_id": trial_id,
+                    "strategy": values.get("strategy", self.context.strategy),
+                    "key": info.get("key") or graph.key(),
+                    "params": info.get("params") or graph.count_params(),
+                    "score": trial.score,
+                    "search_score": None,
+                    "val_loss": info.get("val_loss"),
+                    "inference_ms": info.get("inference_ms"),
+                    "epochs": info.get("epochs"),
+                    "seconds": info.get("seconds"),
+                    "parent": values.get(PARENT) or None,
+                    "morphism": describe_op(history[-1])
+                    if history and values.get(PARENT)
+                    else None,
+                    "status": str(trial.status),
+                    "finished_at": info.get("finished_at"),
+                    "reason": last_line(trial.message) or info.get("stopped_early"),
+                }
+            )
         return rows

@@ -24,45 +24,25 @@ trial always finds a worker.
 
 from __future__ import annotations
 
-import glob
 import os
 import time
 
-import keras_tuner
 import numpy as np
-from keras_tuner.engine import trial as trial_module
 
-from automl.engine.base import (
-    epoch_costs,
-    final_seconds,
-    last_line,
-    refit_seconds,
-    seconds_to_start,
-    trial_line,
-    trial_order,
-)
-from automl.engine.distributed import MESSAGE_FILE
-from automl.engine.project import read_json, write_json
+from automl.engine import keras_tuner_api as kt
+from automl.engine.keras_tuner_api import Trial, TrialStatus
+from automl.engine.summaries import last_line, trial_line, trial_order
 from automl.errors import SearchError
+from automl.project import layout
+from automl.project.files import read_json, write_json
+from automl.search import cost
 from automl.search.base import Observation, SearchSpace, Strategy
-from automl.search.cost import CostModel
 
-SUMMARY_FILE = "summary.json"  # what the tuner records of a trained trial, in its folder
 ARCH = "architecture"
 PARENT = "parent_trial"
 
 
-def read_summaries(project_dir: str) -> list[dict]:
-    """Every trial summary in a project folder, in trial order: what a worker knows of the
-    trials the chief's search has finished, whichever worker trained them."""
-    found = {}
-    for path in glob.glob(os.path.join(project_dir, "trial_*", SUMMARY_FILE)):
-        trial_id = os.path.basename(os.path.dirname(path))[len("trial_") :]
-        found[trial_id] = read_json(path, {})
-    return [found[t] for t in sorted(found, key=trial_order)]
-
-
-class StrategyOracle(keras_tuner.Oracle):
+class StrategyOracle(kt.Oracle):
     """Asks a strategy for each new trial.
 
     Args:
@@ -81,12 +61,25 @@ class StrategyOracle(keras_tuner.Oracle):
             fraction (None: no limit); a short search then still runs several trials.
     """
 
-    def __init__(self, strategy: Strategy, space: SearchSpace, objective, max_trials: int,
-                 seed: int = 0, time_limit: float | None = None,
-                 max_consecutive_failed_trials: int = 3, final_members: int = 1,
-                 trial_share: float | None = None, final_refit: bool = False):  # fmt: skip
-        super().__init__(objective=objective, max_trials=max_trials, seed=seed + 1,
-                         max_consecutive_failed_trials=max_consecutive_failed_trials)  # fmt: skip
+    def __init__(
+        self,
+        strategy: Strategy,
+        space: SearchSpace,
+        objective,
+        max_trials: int,
+        seed: int = 0,
+        time_limit: float | None = None,
+        max_consecutive_failed_trials: int = 3,
+        final_members: int = 1,
+        trial_share: float | None = None,
+        final_refit: bool = False,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            seed=seed + 1,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
         self.strategy = strategy
         self.space = space
         self.search_seed = seed
@@ -124,17 +117,18 @@ class StrategyOracle(keras_tuner.Oracle):
         out = []
         for trial_id in sorted(self.trials, key=trial_order):
             trial = self.trials[trial_id]
-            if trial.status == trial_module.TrialStatus.COMPLETED and trial.score is not None:
+            if trial.status == TrialStatus.COMPLETED and trial.score is not None:
                 arch = self.space.loads(trial.hyperparameters.values[ARCH])
-                summary = read_json(os.path.join(self._get_trial_dir(trial_id), SUMMARY_FILE), {})
-                seconds = epoch_costs(summary)[1] if summary.get("seconds") else None
-                out.append(Observation(arch, self._sign() * float(trial.score), trial_id,
-                                       seconds or None))  # fmt: skip
+                summary = self.trial_summary(trial_id)
+                seconds = cost.epoch_costs(summary)[1] if summary.get("seconds") else None
+                out.append(
+                    Observation(arch, self._sign() * float(trial.score), trial_id, seconds or None)
+                )
         return out
 
     def pending(self) -> list:
         """Architectures not to propose again: those of running and of failed trials."""
-        failed = [t for t in self.trials.values() if t.status == trial_module.TrialStatus.FAILED]
+        failed = [t for t in self.trials.values() if t.status == TrialStatus.FAILED]
         trials = [
             *self.ongoing_trials.values(),
             *sorted(failed, key=lambda t: trial_order(t.trial_id)),
@@ -143,26 +137,22 @@ class StrategyOracle(keras_tuner.Oracle):
 
     def finished_summaries(self) -> list[dict]:
         """The summaries the tuner wrote of the COMPLETED trials (score, curve, times)."""
-        return [read_json(os.path.join(self._get_trial_dir(t.trial_id), SUMMARY_FILE), {})
-                for t in self.trials.values()
-                if t.status == trial_module.TrialStatus.COMPLETED]  # fmt: skip
+        return [
+            self.trial_summary(t.trial_id)
+            for t in self.trials.values()
+            if t.status == TrialStatus.COMPLETED
+        ]
 
     def seconds_needed(self, scale: float = 1.0) -> float:
         """Seconds a new trial needs for two epochs, plus building the final model, from the
         finished trials (0 before any); `scale`: the trial's cost relative to the median."""
         summaries = self.finished_summaries()
-        return scale * seconds_to_start(summaries) + self._final_seconds(summaries)
+        return scale * cost.seconds_to_start(summaries) + self._final_seconds(summaries)
 
     def relative_cost(self, arch, history: list[Observation]) -> float:
         """`arch`'s predicted seconds per epoch relative to the median finished trial's
-        (`automl.search.cost.CostModel`); 1 where the space has no cost features, or
-        before `min_fit` trials are timed: the model's prior (time proportional to
-        compute) overstates the cost of growing a model as small as a linear one, whose
-        epochs take the same fixed time per batch."""
-        model = CostModel.from_history(self.space, history)
-        if model is None or model.prior_:
-            return 1.0
-        return float(model.relative_cost([self.space.cost_features(arch)])[0])
+        (`automl.search.cost.relative_cost`)."""
+        return cost.relative_cost(self.space, arch, history)
 
     def trial_deadline(self) -> float | None:
         """When the running trial stops: the deadline less the final model's build time."""
@@ -179,12 +169,9 @@ class StrategyOracle(keras_tuner.Oracle):
     def _final_seconds(self, summaries: list[dict]) -> float:
         """Seconds building the final model from the best `final_members` trials will take,
         and refitting the best one with `final_refit`."""
-        seconds = final_seconds(summaries, self.final_members, self._sign())
-        scored = [s for s in summaries if s.get("score") is not None and s.get("seconds")]
-        if self.final_refit and scored:
-            best = max(scored, key=lambda s: self._sign() * float(s["score"]))
-            seconds += refit_seconds(best)
-        return seconds
+        return cost.final_model_seconds(
+            summaries, self.final_members, self._sign(), self.final_refit
+        )
 
     def lower_size_cap(self, params: int) -> None:
         """Propose no model of `params` / 2 parameters or more from now on (out of memory)."""
@@ -198,9 +185,9 @@ class StrategyOracle(keras_tuner.Oracle):
     def mark_failed(self, trial_id: str, message: str) -> None:
         """Record a finished trial as FAILED (its files turned out damaged)."""
         trial = self.trials[trial_id]
-        trial.status = trial_module.TrialStatus.FAILED
+        trial.status = TrialStatus.FAILED
         trial.message = message
-        self._save_trial(trial)
+        self.save_trial(trial)
         self.save()
 
     def populate_space(self, trial_id: str) -> dict:
@@ -213,52 +200,59 @@ class StrategyOracle(keras_tuner.Oracle):
         """
         history = self.observations()
         if history and self.time_left() <= self.seconds_needed():
-            return {"status": trial_module.TrialStatus.STOPPED}  # (the first model always trains)
+            return {"status": TrialStatus.STOPPED}  # (the first model always trains)
         pending = self.pending()
         rng = np.random.default_rng([self.search_seed, len(self.trials)])
         proposal = self.strategy.propose(self.space, history, rng, pending)
         if history and self.deadline is not None:
             scale = self.relative_cost(proposal.arch, history)
             if scale > 1.0 and self.time_left() <= self.seconds_needed(scale):
-                return {"status": trial_module.TrialStatus.STOPPED}
+                return {"status": TrialStatus.STOPPED}
         parent = proposal.parent.trial_id if proposal.parent is not None else ""
-        values = {ARCH: self.space.dumps(proposal.arch), PARENT: parent,
-                  "strategy": self.strategy.name}  # fmt: skip
+        values = {
+            ARCH: self.space.dumps(proposal.arch),
+            PARENT: parent,
+            "strategy": self.strategy.name,
+        }
         if self.worker_timeout and self.deadline is not None:  # a worker's clock may differ
             values["seconds_left"] = float(self.trial_deadline() - time.time())
             if (budget := self.trial_budget()) is not None:
                 values["trial_budget"] = budget
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        return {"status": TrialStatus.RUNNING, "values": values}
 
     # ------------------------------------------------------------------ workers
-    @keras_tuner.synchronized
+    @kt.synchronized
     def create_trial(self, tuner_id: str):
         """The next trial for `tuner_id`; IDLE while every trial is given out but some are
         still running (one may come back), STOPPED after a served search failed."""
         self.reap_lost()
-        waiting = (tuner_id not in self.ongoing_trials and not self._retry_queue
-                   and self.ongoing_trials and self.max_trials
-                   and len(self.trials) >= self.max_trials)  # fmt: skip
+        waiting = (
+            tuner_id not in self.ongoing_trials
+            and not self.retry_queue
+            and self.ongoing_trials
+            and self.max_trials
+            and len(self.trials) >= self.max_trials
+        )
         if self.failure is not None or waiting:
             status = "STOPPED" if self.failure is not None else "IDLE"
             if status == "STOPPED":
                 self.tuner_ids.discard(tuner_id)
-            return trial_module.Trial(self.get_space(), status=status)
+            return Trial(self.get_space(), status=status)
         trial = super().create_trial(tuner_id)
-        if trial.status == trial_module.TrialStatus.RUNNING:
+        if trial.status == TrialStatus.RUNNING:
             self._heard[trial.trial_id] = time.time()
         return trial
 
-    @keras_tuner.synchronized
+    @kt.synchronized
     def update_trial(self, trial_id: str, metrics, step=0):
         """Record a trial's metrics; without metrics, a heartbeat from its worker."""
         self._heard[trial_id] = time.time()
         trial = self.trials[trial_id]
-        if not metrics or trial.status == trial_module.TrialStatus.COMPLETED:
+        if not metrics or trial.status == TrialStatus.COMPLETED:
             return trial  # a heartbeat, or a late report of a trial that was run again
         return super().update_trial(trial_id, dict(metrics), step=step)
 
-    @keras_tuner.synchronized
+    @kt.synchronized
     def reap_lost(self) -> list[tuple[str, str]]:
         """Put back on the queue the trials whose worker has been silent for
         `worker_timeout` seconds; their (worker, trial id) pairs."""
@@ -269,13 +263,13 @@ class StrategyOracle(keras_tuner.Oracle):
             if now - self._heard.get(trial.trial_id, now) > self.worker_timeout:
                 del self.ongoing_trials[tuner_id]
                 self.tuner_ids.discard(tuner_id)
-                self._retry_queue.append(trial.trial_id)
+                self.retry_queue.append(trial.trial_id)
                 lost.append((tuner_id, trial.trial_id))
         if lost:
             self.save()
         return lost
 
-    @keras_tuner.synchronized
+    @kt.synchronized
     def search_ended(self) -> bool:
         """Whether a served search is over: it failed, or nothing runs and no trial may start
         (all trials done, or too little time left; a trial put back then runs on resume)."""
@@ -283,24 +277,25 @@ class StrategyOracle(keras_tuner.Oracle):
             return True
         if self.ongoing_trials:
             return False
-        if self.max_trials and len(self.trials) >= self.max_trials and not self._retry_queue:
+        if self.max_trials and len(self.trials) >= self.max_trials and not self.retry_queue:
             return True
         if self.time_left() <= 0:  # (also when no worker came)
             return True
-        finished = any(t.status == trial_module.TrialStatus.COMPLETED and t.score is not None
-                       for t in self.trials.values())  # fmt: skip
+        finished = any(
+            t.status == TrialStatus.COMPLETED and t.score is not None for t in self.trials.values()
+        )
         return finished and self.time_left() <= self.seconds_needed()
 
     def describe_end(self, trial_id: str) -> tuple[float | None, str]:
         """(score or None, a line) for a trial a worker ended."""
         trial = self.trials[trial_id]
-        summary = read_json(os.path.join(self._get_trial_dir(trial_id), SUMMARY_FILE), {})
-        if trial.status != trial_module.TrialStatus.COMPLETED or trial.score is None:
+        summary = self.trial_summary(trial_id)
+        if trial.status != TrialStatus.COMPLETED or trial.score is None:
             return None, f"trial {trial_id} failed: {last_line(trial.message) or 'no message'}"
         score = float(trial.score)
         return score, trial_line(trial_id, self.objective.name, score, summary, worker=True)
 
-    @keras_tuner.synchronized
+    @kt.synchronized
     def end_trial(self, trial, *args, **kwargs) -> None:
         """Record a finished trial; raise `SearchError` if too many failed in a row.
 
@@ -309,13 +304,13 @@ class StrategyOracle(keras_tuner.Oracle):
         comes from the file its worker left.
         """
         known = self.trials.get(trial.trial_id)
-        if known is not trial and known.status == trial_module.TrialStatus.COMPLETED:
+        if known is not trial and known.status == TrialStatus.COMPLETED:
             return  # a worker thought lost finished after all: its rerun already counted
-        if trial.message is None and trial.status != trial_module.TrialStatus.COMPLETED:
-            path = os.path.join(self._get_trial_dir(trial.trial_id), MESSAGE_FILE)
+        if trial.message is None and trial.status != TrialStatus.COMPLETED:
+            path = os.path.join(self.trial_dir(trial.trial_id), layout.MESSAGE_FILE)
             trial.message = read_json(path, {}).get("message")
-        if trial.trial_id in self._retry_queue:  # it ended after all: do not run it again
-            self._retry_queue.remove(trial.trial_id)
+        if trial.trial_id in self.retry_queue:  # it ended after all: do not run it again
+            self.retry_queue.remove(trial.trial_id)
         self._last_failure = None
         super().end_trial(trial, *args, **kwargs)
         self.save()  # keras-tuner saves before it drops the trial from the running ones
@@ -323,20 +318,20 @@ class StrategyOracle(keras_tuner.Oracle):
             error = SearchError(
                 f"{self.max_consecutive_failed_trials} trials in a row failed, so the search "
                 f"stopped. The last one failed with: {self._last_failure}. Each trial's "
-                f"message is in its trial.json under {self._project_dir}."
+                f"message is in its {layout.TRIAL_FILE} under {self.project_dir}."
             )
             if not self.worker_timeout:
                 raise error
             self.failure = error
 
-    def _check_consecutive_failures(self) -> None:
+    def check_consecutive_failures(self) -> None:
         """Note (not raise) a run of failed trials at the end, so the trial is saved first.
 
         Only the trailing run counts: failures before a completed trial are forgiven.
         """
         failed = []
         for trial_id in reversed(self.end_order):
-            if self.trials[trial_id].status != trial_module.TrialStatus.FAILED:
+            if self.trials[trial_id].status != TrialStatus.FAILED:
                 break
             failed.append(trial_id)
         limit = self.max_consecutive_failed_trials
@@ -353,22 +348,29 @@ class StrategyOracle(keras_tuner.Oracle):
         self._apply_size_cap()
 
     def save(self):
-        write_json(self._get_oracle_fname(), self.get_state())
+        write_json(self.oracle_file(), self.get_state())
 
-    def _save_trial(self, trial):
-        write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-                   trial.get_state())  # fmt: skip
+    def save_trial(self, trial):
+        write_json(
+            os.path.join(self.trial_dir(trial.trial_id), layout.TRIAL_FILE), trial.get_state()
+        )
+
+    def trial_summary(self, trial_id: str) -> dict:
+        """What the tuner recorded of a trained trial ({} before it finished, or if it failed)."""
+        return read_json(os.path.join(self.trial_dir(trial_id), layout.SUMMARY_FILE), {})
 
     def reload(self):
         """Reload the search; a damaged state file raises `InputError` naming it."""
-        for path in [self._get_oracle_fname(),
-                     *glob.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))]:  # fmt: skip
+        for path in [
+            self.oracle_file(),
+            *layout.trial_files(self.project_dir, layout.TRIAL_FILE),
+        ]:
             read_json(path)
         super().reload()
         # keras-tuner retries the trials oracle.json lists as running; a kill between a new
         # trial's file and oracle.json leaves one RUNNING that it does not list: retry it too.
         for trial_id in sorted(self.trials, key=trial_order):
-            running = self.trials[trial_id].status == trial_module.TrialStatus.RUNNING
-            if running and trial_id not in self._retry_queue:
-                self._retry_queue.append(trial_id)
+            running = self.trials[trial_id].status == TrialStatus.RUNNING
+            if running and trial_id not in self.retry_queue:
+                self.retry_queue.append(trial_id)
         self.verbose = 0

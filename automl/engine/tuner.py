@@ -9,7 +9,7 @@ reports the score: the validation metric of the epoch whose weights are kept
 (early stopping restores the best epoch, so the score describes the saved model;
 with a fixed number of epochs the kept epoch is the last).
 
-With a `stopping` rule (`automl.stopping`) a trial whose learning curve looks
+With a `stopping` rule (`automl.search.stopping`) a trial whose learning curve looks
 hopeless against the finished trials stops early; it is still a COMPLETED trial,
 scored at its kept epoch (the best so far with early stopping), and its summary
 says why (`stopped_early`). Every summary records the objective per epoch
@@ -35,16 +35,19 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-from keras_tuner.engine import base_tuner
-from keras_tuner.errors import FailedTrialError
 
-from automl.engine.base import final_builds, trial_line
-from automl.engine.oracle import ARCH, PARENT, SUMMARY_FILE, StrategyOracle
-from automl.engine.project import DamagedFileError, checksum, read_json, write_json
+from automl.engine import keras_tuner_api as kt
+from automl.engine.keras_tuner_api import FailedTrialError
+from automl.engine.oracle import ARCH, PARENT, StrategyOracle
+from automl.engine.summaries import trial_line
+from automl.errors import DamagedFileError
 from automl.graph.architecture import ArchitectureGraph
-from automl.progress import SearchProgress
-from automl.stopping import StoppingRule, make_rule
-from automl.training import (
+from automl.project import layout
+from automl.project.files import checksum, read_json, write_json
+from automl.reporting.progress import SearchProgress
+from automl.search.cost import final_builds
+from automl.search.stopping import StoppingRule, make_rule
+from automl.training.fit import (
     StopHopeless,
     TrainingDiverged,
     fit_trial,
@@ -53,10 +56,8 @@ from automl.training import (
     load_checked_weights,
 )
 
-WEIGHTS_FILE = "model.weights.h5"
 
-
-class GraphTuner(base_tuner.BaseTuner):
+class GraphTuner(kt.Tuner):
     """Runs the trials an `StrategyOracle` proposes.
 
     Args:
@@ -80,19 +81,31 @@ class GraphTuner(base_tuner.BaseTuner):
         progress: the `SearchProgress` that shows the trials (None: silent).
         fit_options: run name -> more `fit_trial` arguments (callbacks, class weights).
         stopping: the rule that stops hopeless trials: "curve", "median", "halving"
-            (see `automl.stopping.make_rule`), a `StoppingRule`, or None to stop none.
+            (see `automl.search.stopping.make_rule`), a `StoppingRule`, or None to stop none.
         directory, project_name, overwrite: as in keras-tuner.
     """
 
-    def __init__(self, oracle: StrategyOracle, build_fn: Callable, make_dataset: Callable, *,
-                 epochs: int | None = None,
-                 patience: int = 5, monitor_loss: bool = False, max_epochs: int = 200,
-                 folds: list | None = None,
-                 noise_std: float = 0.0, widen_noise: float = 0.0, widen_mode: str = "split",
-                 progress=None,
-                 fit_options: Callable[[str], dict] | None = None,
-                 stopping: str | StoppingRule | None = None, directory=None,
-                 project_name=None, overwrite=False):  # fmt: skip
+    def __init__(
+        self,
+        oracle: StrategyOracle,
+        build_fn: Callable,
+        make_dataset: Callable,
+        *,
+        epochs: int | None = None,
+        patience: int = 5,
+        monitor_loss: bool = False,
+        max_epochs: int = 200,
+        folds: list | None = None,
+        noise_std: float = 0.0,
+        widen_noise: float = 0.0,
+        widen_mode: str = "split",
+        progress=None,
+        fit_options: Callable[[str], dict] | None = None,
+        stopping: str | StoppingRule | None = None,
+        directory=None,
+        project_name=None,
+        overwrite=False,
+    ):
         self.build_fn = build_fn
         self.make_dataset = make_dataset
         self.epochs = epochs
@@ -112,18 +125,16 @@ class GraphTuner(base_tuner.BaseTuner):
         )
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):  # keras-tuner prints "Reloading Tuner ..."
-            super().__init__(oracle, directory=directory, project_name=project_name,
-                             overwrite=overwrite)  # fmt: skip
+            super().__init__(
+                oracle, directory=directory, project_name=project_name, overwrite=overwrite
+            )
         if "Reloading" in printed.getvalue():
             self.progress.write(f"continuing the search in {self.project_dir}")
 
     # ------------------------------------------------------------------ files
     def weights_path(self, trial_id: str, fold: int = 0) -> str:
         """A trial's weights file (of cross-validation fold `fold`; fold 0 is the trial's model)."""
-        name = (
-            WEIGHTS_FILE if not fold else WEIGHTS_FILE.replace(".weights", f".fold{fold}.weights")
-        )
-        return os.path.join(self.get_trial_dir(trial_id), name)
+        return os.path.join(self.get_trial_dir(trial_id), layout.weights_file(fold))
 
     def weights_sha256(self, trial_id: str, fold: int = 0) -> str | None:
         """The recorded SHA-256 of a trial's weights file (None if the summary has none)."""
@@ -134,7 +145,7 @@ class GraphTuner(base_tuner.BaseTuner):
         return recorded[fold - 1] if fold <= len(recorded) else "missing"
 
     def trial_summary(self, trial_id: str) -> dict:
-        return read_json(os.path.join(self.get_trial_dir(trial_id), SUMMARY_FILE), {})
+        return read_json(os.path.join(self.get_trial_dir(trial_id), layout.SUMMARY_FILE), {})
 
     def trial_graph(self, trial_id: str) -> ArchitectureGraph:
         trial = self.oracle.get_trial(trial_id)
@@ -147,22 +158,30 @@ class GraphTuner(base_tuner.BaseTuner):
             DamagedFileError: its weights file is missing or fails its checksum.
         """
         model = self.build_fn(self.trial_graph(trial.trial_id))
-        load_checked_weights(model, self.weights_path(trial.trial_id),
-                             self.weights_sha256(trial.trial_id))  # fmt: skip
+        load_checked_weights(
+            model, self.weights_path(trial.trial_id), self.weights_sha256(trial.trial_id)
+        )
         return model
 
     def save(self):
         """Save the oracle and the tuner's state, atomically."""
         self.oracle.save()
-        write_json(self._get_tuner_fname(), self.get_state())
+        write_json(self.tuner_file(), self.get_state())
 
     def reload(self):
-        read_json(self._get_tuner_fname())  # a damaged file is named in the error
+        read_json(self.tuner_file())  # a damaged file is named in the error
         super().reload()
 
     # ------------------------------------------------------------------ trials
-    def _inherit(self, trial_id: str, model, graph: ArchitectureGraph, parent_id: str,
-                 fold: int = 0, parent=None) -> keras.Model:  # fmt: skip
+    def _inherit(
+        self,
+        trial_id: str,
+        model,
+        graph: ArchitectureGraph,
+        parent_id: str,
+        fold: int = 0,
+        parent=None,
+    ) -> keras.Model:
         """Start `model` from its parent's trained weights (of the same cross-validation fold).
 
         Returns the parent's model, to pass back as `parent` for the next fold.
@@ -176,14 +195,23 @@ class GraphTuner(base_tuner.BaseTuner):
         parent_graph = self.trial_graph(parent_id)
         parent = parent or self.build_fn(parent_graph)
         try:
-            load_checked_weights(parent, self.weights_path(parent_id, fold),
-                                 self.weights_sha256(parent_id, fold))  # fmt: skip
+            load_checked_weights(
+                parent, self.weights_path(parent_id, fold), self.weights_sha256(parent_id, fold)
+            )
         except DamagedFileError as err:
             self.oracle.mark_failed(parent_id, f"{err}; this trial is no longer used")
             raise FailedTrialError(f"Cannot grow from trial {parent_id}: {err}.") from None
         rng = np.random.default_rng([self.oracle.search_seed, int(trial_id), fold])
-        inherit_weights(parent, parent_graph, model, graph, noise_std=self.noise_std, rng=rng,
-                        widen_noise=self.widen_noise, widen_mode=self.widen_mode)  # fmt: skip
+        inherit_weights(
+            parent,
+            parent_graph,
+            model,
+            graph,
+            noise_std=self.noise_std,
+            rng=rng,
+            widen_noise=self.widen_noise,
+            widen_mode=self.widen_mode,
+        )
         return parent
 
     def run_trial(self, trial, train_data, validation_data):
@@ -259,17 +287,26 @@ class GraphTuner(base_tuner.BaseTuner):
                     for variable, value in zip(model.optimizer.variables, fresh[1]):
                         variable.assign(value)
                 if parent:
-                    parent_model = self._inherit(trial.trial_id, model, graph, parent, fold,
-                                                 parent_model)  # fmt: skip
-                runs.append(fit_trial(model, self.make_dataset(*train, shuffle=True),
-                                      self.make_dataset(*val, shuffle=False),
-                                      objective=name, direction=self.oracle.objective.direction,
-                                      epochs=self.epochs, max_epochs=self.max_epochs,
-                                      patience=self.patience,
-                                      deadline=deadline, budget=budget,
-                                      monitor_loss=self.monitor_loss or bool(self.folds),
-                                      stop_rule=stopper,
-                                      **self.fit_options(f"trial_{trial.trial_id}")))  # fmt: skip
+                    parent_model = self._inherit(
+                        trial.trial_id, model, graph, parent, fold, parent_model
+                    )
+                runs.append(
+                    fit_trial(
+                        model,
+                        self.make_dataset(*train, shuffle=True),
+                        self.make_dataset(*val, shuffle=False),
+                        objective=name,
+                        direction=self.oracle.objective.direction,
+                        epochs=self.epochs,
+                        max_epochs=self.max_epochs,
+                        patience=self.patience,
+                        deadline=deadline,
+                        budget=budget,
+                        monitor_loss=self.monitor_loss or bool(self.folds),
+                        stop_rule=stopper,
+                        **self.fit_options(f"trial_{trial.trial_id}"),
+                    )
+                )
                 model.save_weights(self.weights_path(trial.trial_id, fold))
         except TrainingDiverged as err:
             raise FailedTrialError(f"The trial failed: {err}.") from None
@@ -290,17 +327,25 @@ class GraphTuner(base_tuner.BaseTuner):
             timing["val_loss"] = float(np.mean([info["val_loss"] for _, _, info in runs]))
         sha = [checksum(self.weights_path(trial.trial_id, f)) for f in range(len(folds))]
         # timing is fold 0's info: epoch times, val_loss, curve and any stopped_early reason
-        summary = {"key": graph.key(), "params": graph.count_params(), "epochs": len(scores),
-                   "best_epoch": kept + 1, "score": score,
-                   "seconds": round(time.time() - start, 2), "parent": parent,
-                   "strategy": values.get("strategy", ""), **timing,
-                   "build_seconds": round(build_seconds, 3), "weights_sha256": sha[0],
-                   "inference_ms": inference_ms(model, folds[-1][1][0]),
-                   "worker": self.tuner_id,
-                   "finished_at": time.time()}  # fmt: skip
+        summary = {
+            "key": graph.key(),
+            "params": graph.count_params(),
+            "epochs": len(scores),
+            "best_epoch": kept + 1,
+            "score": score,
+            "seconds": round(time.time() - start, 2),
+            "parent": parent,
+            "strategy": values.get("strategy", ""),
+            **timing,
+            "build_seconds": round(build_seconds, 3),
+            "weights_sha256": sha[0],
+            "inference_ms": inference_ms(model, folds[-1][1][0]),
+            "worker": self.tuner_id,
+            "finished_at": time.time(),
+        }
         if self.folds:
             summary.update(folds=len(folds), fold_scores=fold_scores, fold_sha256=sha[1:])
-        write_json(os.path.join(self.get_trial_dir(trial.trial_id), SUMMARY_FILE), summary)
+        write_json(os.path.join(self.get_trial_dir(trial.trial_id), layout.SUMMARY_FILE), summary)
         return {name: score}, trial_line(trial.trial_id, name, score, summary)
 
     def save_model(self, trial_id, model, step=0):

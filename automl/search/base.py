@@ -105,17 +105,21 @@ def fresh_sample(space: SearchSpace, seen: set, rng: np.random.Generator, tries:
     return arch
 
 
-_REGISTRY: dict[str, str] = {
-    "random": "automl.search.random:RandomSearch",
-    "evolution": "automl.search.evolution:RegularizedEvolution",
-    "bayesian": "automl.search.bayesian:BayesianOptimization",
-    "naswot": "automl.search.naswot:ScreeningSearch",
+# The proposal strategies `get_strategy` builds, by name, as "module:Class": algorithms
+# that propose architectures on any `SearchSpace` (graphs, NAS-Bench-201 cells). The
+# strategies a user names in `strategy=` are listed in `automl.engine.registry`; each
+# of its graph strategies runs the proposal strategy of the same name.
+PROPOSAL_STRATEGIES: dict[str, str] = {
+    "random": "automl.search.strategies.random:RandomSearch",
+    "evolution": "automl.search.strategies.evolution:RegularizedEvolution",
+    "bayesian": "automl.search.strategies.bayesian:BayesianOptimization",
+    "naswot": "automl.search.strategies.naswot:ScreeningSearch",
 }
 
 
 def register_strategy(name: str, target: str) -> None:
     """Make `get_strategy(name)` return an instance of `module:Class`."""
-    _REGISTRY[name] = target
+    PROPOSAL_STRATEGIES[name] = target
 
 
 def get_strategy(name: str, **kwargs) -> Strategy:
@@ -126,9 +130,9 @@ def get_strategy(name: str, **kwargs) -> Strategy:
     """
     import importlib
 
-    if name not in _REGISTRY:
-        raise InputError(f"Unknown strategy {name!r}. Choose one of {sorted(_REGISTRY)}.")
-    module, cls = _REGISTRY[name].split(":")
+    if name not in PROPOSAL_STRATEGIES:
+        raise InputError(f"Unknown strategy {name!r}. Choose one of {sorted(PROPOSAL_STRATEGIES)}.")
+    module, cls = PROPOSAL_STRATEGIES[name].split(":")
     try:
         return getattr(importlib.import_module(module), cls)(**kwargs)
     except (TypeError, ValueError) as err:

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from automl.graph import nb201, seeds
+from automl.graph import seeds
 from automl.graph.architecture import ArchitectureGraph
-from automl.search import nb201 as nb201_moves
 
 _IMAGE_CHOICES = {
-    "small_cnn": {"width": [16, 32, 64], "blocks": [1, 2, 3], "convs_per_block": [1, 2],
-                  "dropout": [0.0, 0.25, 0.5]},
-    "resnet_cnn": {"width": [16, 32], "stages": [1, 2, 3], "blocks_per_stage": [1, 2],
-                   "dropout": [0.0, 0.25]},
-}  # fmt: skip
+    "small_cnn": {
+        "width": [16, 32, 64],
+        "blocks": [1, 2, 3],
+        "convs_per_block": [1, 2],
+        "dropout": [0.0, 0.25, 0.5],
+    },
+    "resnet_cnn": {
+        "width": [16, 32],
+        "stages": [1, 2, 3],
+        "blocks_per_stage": [1, 2],
+        "dropout": [0.0, 0.25],
+    },
+}
 _TABLE_CHOICES = {
     "mlp": {"width": [32, 64, 128, 256], "layers": [1, 2, 3], "dropout": [0.0, 0.1, 0.25, 0.5]},
 }
@@ -48,7 +55,7 @@ _INITIAL = {"image": ("small_cnn",), "table": ("linear", "mlp")}
 class MorphismSpace:
     """Layer graphs for one task: sampled from seed graphs, grown by network morphism.
 
-    `screen`, when set (the search engine sets it to `automl.screening.GraphScreener`),
+    `screen`, when set (the search engine sets it to `automl.search.screening.GraphScreener`),
     scores a list of graphs without training them, higher meaning more promising.
 
     Args:
@@ -59,8 +66,13 @@ class MorphismSpace:
             (None: `DEFAULT_MAX_MODEL_SIZE`).
     """
 
-    def __init__(self, input_shape, units: int, activation: str = "softmax",
-                 max_model_size: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        input_shape,
+        units: int,
+        activation: str = "softmax",
+        max_model_size: int | None = None,
+    ):
         self.input_shape = tuple(input_shape)
         self.units = units
         self.activation = activation
@@ -101,8 +113,8 @@ class MorphismSpace:
         return arch
 
     def cost_features(self, arch: ArchitectureGraph) -> np.ndarray:
-        """What predicts a graph's seconds per epoch (`automl.graph.cost.cost_features`)."""
-        from automl.graph.cost import cost_features
+        """What predicts a graph's seconds per epoch (`automl.search.cost.cost_features`)."""
+        from automl.search.cost import cost_features
 
         return cost_features(arch)
 
@@ -114,27 +126,3 @@ class MorphismSpace:
 
     def loads(self, text: str) -> ArchitectureGraph:
         return ArchitectureGraph.from_json(text)
-
-
-class NB201Space:
-    """The 15,625 NAS-Bench-201 cells (`automl.graph.nb201.Cell`); neighbours are the
-    24 one-edge mutations. Cells go to the graph kernels as they are."""
-
-    def sample(self, rng: np.random.Generator) -> nb201.Cell:
-        return nb201_moves.sample(rng)
-
-    def neighbours(self, arch: nb201.Cell, rng: np.random.Generator) -> list[nb201.Cell]:
-        children = nb201_moves.neighbours(arch)
-        return [children[i] for i in rng.permutation(len(children))]
-
-    def to_graph(self, arch: nb201.Cell) -> nb201.Cell:
-        return arch
-
-    def key(self, arch: nb201.Cell) -> str:
-        return nb201.format_cell(arch)
-
-    def dumps(self, arch: nb201.Cell) -> str:
-        return nb201.format_cell(arch)
-
-    def loads(self, text: str) -> nb201.Cell:
-        return nb201.parse(text)

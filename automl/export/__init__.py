@@ -1,0 +1,1 @@
+"""Exporting a fitted model: the Keras file with its sidecar, and SavedModel / TFLite / ONNX."""

@@ -1,0 +1,1 @@
+"""A project folder on disk: its lock, atomic files, checksums, the data fingerprint."""

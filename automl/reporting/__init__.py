@@ -1,0 +1,1 @@
+"""What a search shows: the progress line and the plots."""

@@ -1,0 +1,1 @@
+"""Search strategies: each proposes the next architecture from the history of scored ones."""

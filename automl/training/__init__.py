@@ -1,0 +1,1 @@
+"""Training one model: the trial's fit loop, its callbacks, checked weight loading."""
