@@ -26,6 +26,12 @@ class DamagedFileError(Exception):
     """
 
 
+class DiskFullError(OSError):
+    """A trial's weights could not be written for want of disk space ("disk full at PATH
+    (needs about N MB)"). Caught inside the search, which records the trial as failed and
+    stops with a `SearchError` that says how to resume."""
+
+
 class TrainingDiverged(ArithmeticError):
     """A trial's loss or objective became NaN or infinite; the search records the trial
     as failed and goes on."""

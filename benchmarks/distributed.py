@@ -33,6 +33,7 @@ import argparse
 import glob
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -109,7 +110,12 @@ def run(
 
     directory = tempfile.mkdtemp(prefix="automl-dist-")
     address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "AUTOML_WORKER_TIMEOUT": "10", "AUTOML_CHIEF_TIMEOUT": "120"}
+    env = {
+        **os.environ,
+        "AUTOML_WORKER_TIMEOUT": "10",
+        "AUTOML_CHIEF_TIMEOUT": "120",
+        "AUTOML_TOKEN": secrets.token_urlsafe(32),  # the chief's and its workers'
+    }
     base = [
         sys.executable,
         os.path.abspath(__file__),

@@ -41,6 +41,7 @@ class Settings:
     ensemble_size: int = 3
     max_model_size: int = 50_000
     seed: int = 0
+    task: str = "image"  # or "table": a StructuredDataClassifier on the digits' 64 pixels
 
 
 # ---------------------------------------------------------------------- data
@@ -52,20 +53,31 @@ def digits(n: int):
     return x.reshape(-1, 8, 8)[:n].astype("float32"), y[:n]
 
 
-def probe_images():
-    """The last `PROBE` digits: fixed images on which predictions are compared."""
+def probe_images(task: str = "image"):
+    """The last `PROBE` digits: fixed images (or table rows) on which predictions are compared."""
     from sklearn.datasets import load_digits
 
     x, _ = load_digits(return_X_y=True)
-    return x.reshape(-1, 8, 8)[-PROBE:].astype("float32")
+    x = x[-PROBE:].astype("float32")
+    return x if task == "table" else x.reshape(-1, 8, 8)
+
+
+def data(settings: Settings):
+    """The training data of `settings`: digits as images, or as table rows of 64 columns
+    (a table of 1,000 rows or more is scored on a validation split and refit)."""
+    x, y = digits(settings.n)
+    return (x.reshape(len(x), -1), y) if settings.task == "table" else (x, y)
 
 
 # ---------------------------------------------------------------------- the runner
 def classifier(settings: Settings, directory: str, project: str, overwrite: bool = False):
-    """The `ImageClassifier` every case uses."""
+    """The `ImageClassifier` (or, for a table task, `StructuredDataClassifier`) of a case."""
     import automl
 
-    return automl.ImageClassifier(
+    estimator = (
+        automl.StructuredDataClassifier if settings.task == "table" else automl.ImageClassifier
+    )
+    return estimator(
         directory=directory,
         project_name=project,
         max_trials=settings.max_trials,
@@ -79,7 +91,7 @@ def classifier(settings: Settings, directory: str, project: str, overwrite: bool
     )
 
 
-def describe(clf) -> dict:
+def describe(clf, task: str = "image") -> dict:
     """What a finished fit is compared by: members, probe predictions, summary, sizes."""
     from automl.engine.oracle import ARCH
     from automl.graph.architecture import ArchitectureGraph
@@ -91,7 +103,7 @@ def describe(clf) -> dict:
     }
     return {
         "ensemble_trial_ids": list(clf.ensemble_trial_ids_),
-        "proba": clf.predict_proba(probe_images()).tolist(),
+        "proba": clf.predict_proba(probe_images(task)).tolist(),
         "summary": json.loads(clf.search_summary().to_json(orient="records", double_precision=15)),
         "trial_params": params,
     }
@@ -102,10 +114,19 @@ def inject(fault: dict) -> None:
 
     kind "raise": `GraphTuner.run_trial` raises RuntimeError. kind "memory": the
     trial's training (`fit_trial` as the tuner module calls it) raises MemoryError,
-    inside `run_trial`, where out-of-memory is handled.
+    inside `run_trial`, where out-of-memory is handled. kind "exit": the process dies
+    at a crash point (`crash_at`). kind "signal": the process sends itself a signal
+    in one stage of the fit (`signal_at`). kind "disk": the disk is full when trial
+    `fault["trial"]` writes its weights (`disk_full_at`).
     """
     from automl.engine import tuner as tuner_mod
 
+    if fault["kind"] == "signal":
+        signal_at(fault["stage"], fault["signal"], fault.get("trial", 1), fault.get("member", 1))
+        return
+    if fault["kind"] == "disk":
+        disk_full_at(fault["how"], int(fault["trial"]))
+        return
     kind, target = fault["kind"], int(fault["trial"])
     original_run = tuner_mod.GraphTuner.run_trial
     original_fit = tuner_mod.fit_trial
@@ -127,6 +148,129 @@ def inject(fault: dict) -> None:
         tuner_mod.fit_trial = fit_trial
     if kind == "exit":
         crash_at(fault["point"], target)
+
+
+STAGES = ("trial", "refit", "ensemble")
+
+
+def signal_at(stage: str, name: str, trial: int = 1, member: int = 1) -> None:
+    """Make the process send itself signal `name` (SIGINT, SIGTERM, SIGKILL) in the middle
+    of one stage of the fit, every time it gets there.
+
+    "trial": after the second training batch of trial number `trial`. "refit": after the
+    second batch of the refit of ensemble member number `member` (0 is the best). "ensemble":
+    while the ensemble is built, after member 0's weights are copied in, before member 1's.
+    SIGINT raises KeyboardInterrupt there (as Ctrl-C does); SIGTERM and SIGKILL end the
+    process at once (automl sets no handler), leaving its lock behind.
+    """
+    import keras
+
+    from automl.engine import final as final_mod
+    from automl.engine import tuner as tuner_mod
+
+    signum = getattr(signal, name)
+    if signum == signal.SIGINT:  # as in a terminal, even when started where SIGINT is ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    class SignalAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                os.kill(os.getpid(), signum)
+
+    def with_signal(options: dict) -> dict:
+        return {**options, "callbacks": [*(options.get("callbacks") or []), SignalAt()]}
+
+    if stage == "trial":
+        original_run, original_fit = tuner_mod.GraphTuner.run_trial, tuner_mod.fit_trial
+        current = {"trial": None}
+
+        def run_trial(self, trial_, *args, **kwargs):
+            current["trial"] = int(trial_.trial_id)
+            return original_run(self, trial_, *args, **kwargs)
+
+        def fit_trial(*args, **kwargs):
+            return original_fit(
+                *args, **(with_signal(kwargs) if current["trial"] == trial else kwargs)
+            )
+
+        tuner_mod.GraphTuner.run_trial = run_trial
+        tuner_mod.fit_trial = fit_trial
+    elif stage == "refit":
+        original_refit, refits = final_mod.refit, []
+
+        def refit(model, full, context, candidate, *args, **kwargs):
+            refits.append(candidate.trial_id)
+            if len(refits) - 1 != member:
+                return original_refit(model, full, context, candidate, *args, **kwargs)
+            options = context.fit_options
+            context.fit_options = lambda *a, **k: with_signal(options(*a, **k))
+            try:
+                return original_refit(model, full, context, candidate, *args, **kwargs)
+            finally:
+                del context.fit_options  # the method again
+
+        final_mod.refit = refit
+    elif stage == "ensemble":
+        original_copy = final_mod.copy_weights
+
+        def copy_weights(model, combined, prefix: str):
+            if prefix == "m1_":
+                os.kill(os.getpid(), signum)
+            return original_copy(model, combined, prefix)
+
+        final_mod.copy_weights = copy_weights
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+
+
+def disk_full_at(how: str, target: int) -> None:
+    """Make the disk full when trial number `target` writes its weights.
+
+    how "space": the free space that `shutil.disk_usage` reports is 100 KB (automl's
+    check before writing refuses). how "write": half the file is written, then the write
+    fails with ENOSPC, as on a disk that fills while writing.
+    """
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from automl.engine import tuner as tuner_mod
+    from automl.training import weights as weights_mod
+
+    original_run = tuner_mod.GraphTuner.run_trial
+    current = {"trial": None}
+
+    def run_trial(self, trial, *args, **kwargs):
+        current["trial"] = int(trial.trial_id)
+        try:
+            return original_run(self, trial, *args, **kwargs)
+        finally:
+            current["trial"] = None
+
+    tuner_mod.GraphTuner.run_trial = run_trial
+    if how == "space":
+        usage, Usage = shutil.disk_usage, namedtuple("usage", "total used free")
+
+        def disk_usage(path):
+            real = usage(path)
+            if current["trial"] != target:
+                return real
+            return Usage(real.total, real.total - 100_000, 100_000)
+
+        shutil.disk_usage = disk_usage
+    elif how == "write":
+        original_write = weights_mod._write
+
+        def write(fd: int, data: bytes) -> None:
+            if current["trial"] != target:
+                return original_write(fd, data)
+            os.write(fd, data[: len(data) // 2])
+            os.close(fd)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        weights_mod._write = write
+    else:
+        raise ValueError(f"unknown disk fault {how!r}")
 
 
 CRASH_POINTS = {
@@ -197,7 +341,7 @@ def runner_main(spec_path: str) -> int:
             with np.load(spec["npz"]) as arrays:
                 x, y = arrays["x_train"], arrays["y_train"]
         else:
-            x, y = digits(settings.n)
+            x, y = data(settings)
         if spec.get("inject"):
             inject(spec["inject"])
         clf = classifier(settings, spec["directory"], spec["project"], spec.get("overwrite"))
@@ -211,7 +355,9 @@ def runner_main(spec_path: str) -> int:
             print(f"automl: error: {err}", file=sys.stderr)
             code = 2
         else:
-            result.update(describe(clf), ok=True, seconds=round(time.time() - start, 2))
+            result.update(
+                describe(clf, settings.task), ok=True, seconds=round(time.time() - start, 2)
+            )
             if spec.get("export"):
                 clf.export_model().save(spec["export"])
             code = 0

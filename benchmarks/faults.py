@@ -30,8 +30,14 @@ search summary) as JSON. The cases:
    all its trials, equal to the reference.
 6b. stale lock race: two processes find the same stale lock; one is delayed (1.5 s)
    between finding it stale and replacing it: exactly one may hold the lock.
+7. kill in each stage (trial, refit, ensemble) by SIGINT, SIGTERM and SIGKILL, the
+   resume killed there again, then resumed: bit for bit the straight run (on a table
+   search whose members have dropout; `fault_resume.py`).
+8. disk full (simulated before and while writing; a real tmpfs when run as root): the
+   trial FAILED with "disk full at PATH (needs about N MB)", no partial file, no crash,
+   a SearchError that says how to resume; the resume finishes (`fault_resume.py`).
 
-    python benchmarks/faults.py [--quick] [--json OUT] [--kills 10] [--seed 0]
+    python benchmarks/faults.py [--quick] [--json OUT] [--kills 10] [--seed 0] [--only CASE ...]
 
 The verdict of each case is in the table and the JSON; the exit status is 0 unless
 the harness itself breaks.
@@ -55,6 +61,7 @@ from dataclasses import asdict
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fault_resume import case_disk_full, case_stage_kills, straight_table  # noqa: E402
 from fault_runner import (  # noqa: E402  (the subprocess side, beside this script)
     ATOL,
     CRASH_POINTS,
@@ -688,7 +695,27 @@ def case_lock_race(workdir: str) -> list:
     ]
 
 
+# ---------------------------------------------------------------------- cases 7 and 8
+def case_each_stage(workdir: str) -> list:
+    """Case 7 (`fault_resume.py`): a straight table search, then the kills in each stage."""
+    return case_stage_kills(workdir, straight_table(workdir))
+
+
 # ---------------------------------------------------------------------- main
+CASES = (
+    "kill -9",
+    "crash points",
+    "failing trial",
+    "out of memory",
+    "damaged JSON",
+    "damaged weights",
+    "two processes",
+    "stale lock race",
+    "kill in each stage",
+    "disk full",
+)
+
+
 def print_table(rows: list[dict]) -> None:
     widths = {"case": 30, "expected": 44, "observed": 58}
     header = (
@@ -719,6 +746,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=None, help="SIGKILLs in case 1 (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="search seed and kill-time seed")
     parser.add_argument("--keep", default=None, help="keep the project folders in this folder")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=CASES,
+        default=None,
+        help="run only these cases (the kill -9 case also makes the reference of others)",
+    )
     args = parser.parse_args(argv)
     settings = Settings(**{**asdict(QUICK if args.quick else FULL), "seed": args.seed})
     kills = args.kills if args.kills is not None else (3 if args.quick else 10)
@@ -744,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     harness_errors: list[str] = []
 
     def attempt(name: str, case, *case_args) -> None:
+        if args.only and name not in args.only:
+            return
         began = time.time()
         try:
             record(name, case(*case_args), began)
@@ -755,8 +791,9 @@ def main(argv: list[str] | None = None) -> int:
         reference = None
         began = time.time()
         try:
-            found, reference = case_kills(settings, workdir, kills, args.seed)
-            record("kill -9", found, began)
+            if not args.only or {"kill -9", "crash points", "two processes"} & set(args.only):
+                found, reference = case_kills(settings, workdir, kills, args.seed)
+                record("kill -9", found, began)
         except HarnessError as err:
             harness_errors.append(f"kill -9: {err}")
             print(f"HARNESS ERROR in kill -9: {err}", flush=True)
@@ -771,6 +808,8 @@ def main(argv: list[str] | None = None) -> int:
         attempt("damaged weights", case_damaged_weights, settings, workdir)
         attempt("two processes", case_two_processes, settings, workdir, reference)
         attempt("stale lock race", case_lock_race, workdir)
+        attempt("kill in each stage", case_each_stage, workdir)
+        attempt("disk full", case_disk_full, settings, workdir)
     finally:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -20,6 +20,29 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture(scope="session")
+def digits_ensemble(tmp_path_factory):
+    """An ImageClassifier fitted once on the first 200 of scikit-learn's 8x8 digits: 3
+    trials of 2 epochs, the final model averaging the best 2 (refit on all 200).
+
+    Shared by the tests that only read it (summary, plots, exports): do not fit it
+    again or change its folder; copy the folder to resume or damage a search.
+    """
+    from sklearn.datasets import load_digits
+
+    import automl
+
+    x, y = load_digits(return_X_y=True)
+    clf = automl.ImageClassifier(
+        max_trials=3,
+        epochs=2,
+        ensemble_size=2,
+        verbose=0,
+        directory=tmp_path_factory.mktemp("digits_ensemble"),
+    )
+    return clf.fit(x[:200].reshape(-1, 8, 8), y[:200])
+
+
 @pytest.fixture
 def lock_holder():
     """Start a live process that holds a project's lock, as a running search does.

@@ -2,7 +2,8 @@
 
 The first tests run on whichever backend the suite runs on (CI runs this file on
 TensorFlow and on JAX). The cross-backend tests run on TensorFlow and start one JAX
-process (tests/backend_run.py) that works on the same weights, data and files.
+process (tests/backend_run.py) that works on the same weights, data and files; that
+process takes over a minute on 2 CPU cores, so they are marked slow (`pytest -m slow`).
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def jax_run(tmp_path_factory):
     return directory, ours, theirs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_jax_steps_match_tensorflow_steps_from_the_same_weights(jax_run, method):
     directory = jax_run[0]
@@ -155,6 +157,7 @@ def test_jax_steps_match_tensorflow_steps_from_the_same_weights(jax_run, method)
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4, err_msg=variable.path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["graph", "cells"])
 def test_an_image_model_saved_on_one_backend_predicts_the_same_on_the_other(jax_run, name):
     directory, ours, theirs = jax_run
@@ -167,6 +170,7 @@ def test_an_image_model_saved_on_one_backend_predicts_the_same_on_the_other(jax_
     np.testing.assert_allclose(here[f"jax_{name}"], theirs[f"jax_{name}"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_table_model_from_jax_takes_strings_through_its_sidecar_on_tensorflow(jax_run):
     directory, _, theirs = jax_run
     from backend_run import predict_saved
@@ -176,12 +180,14 @@ def test_a_table_model_from_jax_takes_strings_through_its_sidecar_on_tensorflow(
     np.testing.assert_allclose(here["jax_table"], theirs["jax_table"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_jax_process_never_imported_tensorflow(jax_run):
     # it could not: everything above ran in it without TensorFlow installed, in effect
     assert jax_run[2]["tensorflow_modules"].size == 0
     assert {"jax_graph", "jax_cells", "jax_table", "milenas/0"} <= set(jax_run[2])
 
 
+@pytest.mark.slow
 def test_a_tensorflow_table_model_with_strings_gets_a_clear_error_on_jax(jax_run):
     message = str(jax_run[2]["tensorflow_table/error"])
     assert "only the TensorFlow backend has" in message and "KERAS_BACKEND='jax'" in message

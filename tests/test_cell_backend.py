@@ -43,9 +43,23 @@ def _clf(tmp_path, **kwargs):
     return automl.ImageClassifier(**args)
 
 
-def test_candidates_are_trials_and_a_resume_retrains_nothing(digits, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def searched(digits, tmp_path_factory):
+    """`_clf`'s search, fitted once: tests read it, or fit again on a copy of its folder."""
     x, y = digits
-    clf = _clf(tmp_path).fit(x, y)
+    return _clf(tmp_path_factory.mktemp("cells")).fit(x, y)
+
+
+def _copy_search(searched, tmp_path) -> None:
+    """Copy the fixture's search into tmp_path, where `_clf(tmp_path)` finds it."""
+    import shutil
+
+    shutil.copytree(searched.directory / "image_classifier", tmp_path / "image_classifier")
+
+
+def test_candidates_are_trials_and_a_resume_retrains_nothing(digits, searched, tmp_path, capsys):
+    x, y = digits
+    clf = searched
     summary = clf.search_summary()
     trained = summary[summary["status"] == "COMPLETED"]
     assert len(trained) >= 2 and (summary["key"].str.count("~") == 6).all()
@@ -57,6 +71,7 @@ def test_candidates_are_trials_and_a_resume_retrains_nothing(digits, tmp_path, c
     if len(clf.ensemble_trial_ids_) > 1:
         assert "ensemble_mean" in [layer.name for layer in clf.export_model().layers]
     capsys.readouterr()
+    _copy_search(searched, tmp_path)
     again = _clf(tmp_path, verbose=1).fit(x, y)
     out = capsys.readouterr().out
     assert "reusing the supernet search" in out and "genotype" not in out  # nothing trained
@@ -64,9 +79,9 @@ def test_candidates_are_trials_and_a_resume_retrains_nothing(digits, tmp_path, c
     assert again.ensemble_trial_ids_ == clf.ensemble_trial_ids_
 
 
-def test_other_cell_options_are_refused_on_the_same_project(digits, tmp_path):
+def test_other_cell_options_are_refused_on_the_same_project(digits, searched, tmp_path):
     x, y = digits
-    _clf(tmp_path, max_trials=1, ensemble_size=1).fit(x, y)
+    _copy_search(searched, tmp_path)
     with pytest.raises(InputError, match="holds a search for other data or settings"):
         _clf(tmp_path, cell_options={**TINY, "channels": 8}).fit(x, y)
 

@@ -76,6 +76,7 @@ def _check_result(result: SearchResult, epochs: int):
     json.dumps(result.to_dict())
 
 
+@pytest.mark.slow  # test_tasks' and test_cell_backend's MiLeNAS searches cover NB201 by default
 def test_nb201_search_end_to_end_with_exports(tmp_path, capsys):
     x, y = _data()
     result = run_search(

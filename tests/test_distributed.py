@@ -59,6 +59,7 @@ def free_port() -> int:
 def clean_env(monkeypatch):
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AUTOML_TOKEN", "a-token-for-this-test-only")  # (see test_rpc_security)
     return monkeypatch
 
 
@@ -77,7 +78,8 @@ def test_role_comes_from_the_arguments_or_keras_tuners_environment(clean_env):
     clean_env.setenv("KERASTUNER_ORACLE_IP", "10.0.0.5")
     clean_env.setenv("KERASTUNER_ORACLE_PORT", "9000")
     clean_env.setenv("KERASTUNER_TUNER_ID", "tuner3")
-    assert resolve_role() == Role("worker", "10.0.0.5", 9000, "tuner3")
+    role = resolve_role()
+    assert (role.kind, role.address, role.tuner_id) == ("worker", "10.0.0.5:9000", "tuner3")
     clean_env.setenv("KERASTUNER_TUNER_ID", "chief")
     assert resolve_role().kind == "chief"
     clean_env.delenv("KERASTUNER_ORACLE_PORT")
@@ -163,6 +165,7 @@ def test_a_served_search_that_keeps_failing_stops_the_workers_and_the_chief(tmp_
     assert oracle.create_trial("b").status == TrialStatus.STOPPED
 
 
+@pytest.mark.slow  # two runs of 4 trials on all the digits, a 10 s wait for the dead worker
 def test_chief_and_two_workers_lose_nothing_when_one_is_killed_mid_trial(tmp_path):
     out = tmp_path / "distributed.json"
     result = subprocess.run(
@@ -184,8 +187,66 @@ def test_chief_and_two_workers_lose_nothing_when_one_is_killed_mid_trial(tmp_pat
     assert clean["test_accuracy"] > 0.8 and killed["test_accuracy"] > 0.8
 
 
+CHIEF = """
+import json, sys
+import automl
+from sklearn.datasets import load_digits
+
+x, y = load_digits(return_X_y=True)
+clf = automl.ImageClassifier(chief=sys.argv[2], directory=sys.argv[1], **json.loads(sys.argv[3]))
+clf.fit(x[:500].reshape(-1, 8, 8), y[:500])
+accuracy = clf.evaluate(x[500:1000].reshape(-1, 8, 8), y[500:1000])["accuracy"]
+print(json.dumps({"members": clf.ensemble_trial_ids_, "accuracy": accuracy}))
+"""
+
+
+def test_a_chief_process_and_a_worker_here_run_a_search_on_loopback(clean_env, tmp_path):
+    """The fast end-to-end run (the slow test above kills a worker): a chief process
+    serves 2 trials, this process trains both as its worker, the chief builds the model."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    settings = {
+        "max_trials": 2,
+        "epochs": 2,
+        "ensemble_size": 1,
+        "max_model_size": 20_000,
+        "project_name": "p",
+        "seed": 0,
+        "verbose": 0,
+    }
+    address = f"127.0.0.1:{free_port()}"
+    clean_env.setenv("AUTOML_CHIEF_TIMEOUT", "120")  # the chief process starts meanwhile
+    chief = subprocess.Popen(
+        [sys.executable, "-c", CHIEF, str(tmp_path), address, json.dumps(settings)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        worker = automl.ImageClassifier(worker=address, directory=str(tmp_path), **settings)
+        worker.fit(x[:500].reshape(-1, 8, 8), y[:500])
+        out, err = chief.communicate(timeout=300)
+    finally:
+        if chief.poll() is None:
+            chief.kill()
+            chief.wait()
+    assert chief.returncode == 0, err[-3000:]
+    assert worker.trials_run_ == 2
+    with pytest.raises(NotFittedError):  # the chief builds the final model, not a worker
+        worker.predict(x[:2].reshape(-1, 8, 8))
+    project = tmp_path / "p"
+    summaries = [read_json(str(project / f"trial_{t}" / "summary.json")) for t in ("0", "1")]
+    assert [s["worker"] for s in summaries] == [worker._role.tuner_id] * 2
+    assert read_json(str(project / "oracle.json"))["run_times"] == {"0": 1, "1": 1}
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["members"] and result["members"][0] in ("0", "1")
+    assert result["accuracy"] > 0.5  # 0.8 measured; chance is 0.1
+
+
 def test_the_command_reports_an_unreachable_chief_in_one_line(tmp_path):
-    env = {**os.environ, "AUTOML_CHIEF_TIMEOUT": "1"}
+    env = {**os.environ, "AUTOML_CHIEF_TIMEOUT": "1", "AUTOML_TOKEN": "a-token-for-this-test-only"}
     result = subprocess.run(
         [
             sys.executable,

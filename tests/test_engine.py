@@ -73,7 +73,10 @@ def test_project_refuses_another_search_and_overwrite_starts_over(tmp_path):
     again = Project(tmp_path, "p", overwrite=True)
     again.check({"task": "B"})
     again.start({"task": "B"}, clear=True)
-    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["automl_task.json"]
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
+        "automl_project.json",  # the marker stays
+        "automl_task.json",
+    ]
 
 
 def test_json_files_are_replaced_whole_and_damage_names_the_file(tmp_path):

@@ -3,7 +3,7 @@
 Fast versions of the cases of `benchmarks/faults.py` (whose helpers these tests
 use): 150 digits, 3 trials of 1 epoch. Most run in this process, injecting faults
 by monkeypatching the engine and damaging files between two fits; one search is
-killed with SIGKILL in a subprocess and resumed here. Each result is compared
+killed with SIGKILL in a subprocess and resumed here (a slow test). Each result is compared
 with one straight search (the `straight` fixture), which grows trial 2 from trial 0.
 """
 
@@ -276,8 +276,9 @@ def test_a_live_lock_refuses_fit_and_overwrite_and_a_dead_one_is_taken_over(
     clf = fit(tmp_path, "straight")
     assert clf.ensemble_trial_ids_ == straight["members"]
     assert not (project / "automl.lock").exists()
-    _write_lock(project, 1, "another-host")  # cannot be checked from here: refused
-    with pytest.raises(InputError, match="in use by process 1 on 'another-host'"):
+    holder = lock_holder(project.parent, project.name)
+    _write_lock(project, 1, "another-host")  # its flock is held: refused, naming the option
+    with pytest.raises(InputError, match="in use by process 1 on 'another-host'.*break_lock"):
         fit(tmp_path, "straight")
 
 
@@ -287,6 +288,9 @@ def test_only_one_of_two_processes_taking_over_a_stale_lock_holds_it(tmp_path):
 
 
 # ---------------------------------------------------------------------- kill -9
+# A real process killed: slow. The crashes below (in this process) and the lock tests
+# above check the same resume and lock takeover in the default suite.
+@pytest.mark.slow
 def test_kill_9_mid_search_then_resume_equals_a_straight_run(tmp_path, straight):
     path = tmp_path / "killed"
     run = faults.Run(SETTINGS, str(tmp_path), "killed", "killed")
@@ -344,6 +348,7 @@ def test_dying_between_two_state_files_then_resuming_equals_a_straight_run(
 
 
 # ---------------------------------------------------------------------- the benchmark
+@pytest.mark.slow  # the in-process failing-trial test above checks the same case
 def test_the_benchmark_failing_trial_case_runs_in_a_subprocess(tmp_path):
     settings = faults.Settings(
         n=100, max_trials=2, epochs=1, ensemble_size=1, max_model_size=20_000

@@ -25,6 +25,7 @@ def _outputs(notebook) -> list[dict]:
     return [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
 
 
+@pytest.mark.slow  # a fresh kernel runs a 4-trial search and exports: over a minute
 def test_notebook_shows_progress_summary_plots_and_no_log_noise(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(

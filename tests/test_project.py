@@ -15,7 +15,7 @@ import pytest
 from automl.errors import DamagedFileError, InputError
 from automl.project.files import check_file, checksum, hash_arrays, read_json
 from automl.project.folder import Project
-from automl.project.layout import LOCK_FILE
+from automl.project.layout import LOCK_FILE, MARKER_FILE
 
 
 def _write_lock(project: Project, pid: int, host: str | None = None) -> None:
@@ -49,11 +49,21 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_and_released(tmp_path, lo
     Project(tmp_path, "p").lock()  # free again
 
 
-def test_a_lock_from_another_host_is_refused(tmp_path):
+def test_without_flock_a_lock_from_another_host_is_refused_unless_broken(tmp_path, monkeypatch):
+    import fcntl
+
+    def no_flock(fd, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
     project = Project(tmp_path, "p")
     _write_lock(project, 12345, host="another-machine")
-    with pytest.raises(InputError, match="'another-machine'.*delete"):
+    with pytest.raises(InputError, match="'another-machine'.*break_lock=True.*--break-lock"):
         project.lock()
+    broken = Project(tmp_path, "p", break_lock=True)
+    broken.lock()
+    assert read_json(project.file(LOCK_FILE))["pid"] == os.getpid()
+    broken.unlock()
 
 
 def test_overwrite_keeps_the_lock_and_clears_the_rest(tmp_path):
@@ -61,7 +71,7 @@ def test_overwrite_keeps_the_lock_and_clears_the_rest(tmp_path):
     project.lock()
     os.makedirs(project.file("trial_0"))
     project.start({"task": "x"}, clear=True)
-    assert sorted(os.listdir(project.path)) == sorted([LOCK_FILE, "automl_task.json"])
+    assert sorted(os.listdir(project.path)) == sorted([LOCK_FILE, MARKER_FILE, "automl_task.json"])
 
 
 def test_the_fingerprint_changes_with_the_data_and_not_without():

@@ -20,6 +20,14 @@ def digits():
     return x[:240].reshape(-1, 8, 8), y[:240]
 
 
+@pytest.fixture(scope="module")
+def small_fit(digits, tmp_path_factory):
+    """ImageClassifier(**SMALL) fitted once on `digits`, for the tests that only read it
+    or copy its folder (DIR/image_classifier)."""
+    x, y = digits
+    return automl.ImageClassifier(directory=tmp_path_factory.mktemp("small"), **SMALL).fit(x, y)
+
+
 def test_image_classifier_string_labels_end_to_end(digits, tmp_path):
     x, y = digits
     labels = np.array([f"digit{v}" for v in y])
@@ -166,17 +174,19 @@ def test_resume_keeps_finished_trials(digits, tmp_path):
     assert rows(kept) == rows(before.sort_values("trial_id"))
 
 
-def test_resume_refuses_other_data(digits, tmp_path):
+def test_resume_refuses_other_data(digits, small_fit, tmp_path):
+    import shutil
+
     x, y = digits
     args = {**SMALL, "directory": tmp_path, "project_name": "p"}
-    automl.ImageClassifier(**args).fit(x, y)
+    shutil.copytree(os.path.join(small_fit.directory, "image_classifier"), tmp_path / "p")
     with pytest.raises(InputError, match="overwrite=True"):
         automl.ImageClassifier(**args).fit(x[:, :6, :6], y)
 
 
-def test_export_loads_in_fresh_process_without_automl(digits, tmp_path):
-    x, y = digits
-    clf = automl.ImageClassifier(directory=tmp_path, **SMALL).fit(x, y)
+def test_export_loads_in_fresh_process_without_automl(digits, small_fit, tmp_path):
+    x, _ = digits
+    clf = small_fit
     path = tmp_path / "model.keras"
     clf.export_model().save(path)
     np.save(tmp_path / "x.npy", x[:20])
@@ -211,9 +221,10 @@ def test_ensemble_averages_the_best_trials_and_saves(digits, tmp_path):
     clf.export_model().save(path)
     loaded = keras.models.load_model(path)  # safe mode, built-in layers only
     np.testing.assert_allclose(loaded.predict(x[:20], verbose=0), expected, atol=1e-5)
-    single = automl.ImageClassifier(
-        directory=tmp_path, ensemble_size=1, overwrite=True, **{**SMALL, "max_trials": 2}
-    ).fit(x, y)
+    single = automl.ImageClassifier(  # the same 3 trials, resumed: nothing trains again
+        directory=tmp_path, seed=2, ensemble_size=1, **{**SMALL, "max_trials": 3}
+    ).fit(x[:160], y[:160], validation_data=(x[160:], y[160:]))
+    assert single.ensemble_trial_ids_ == [clf.best_trial_id_]
     assert "ensemble_mean" not in [layer.name for layer in single.export_model().layers]
 
 

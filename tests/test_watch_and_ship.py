@@ -23,17 +23,10 @@ def digits():
     return x[:200].reshape(-1, 8, 8), y[:200]
 
 
-@pytest.fixture(scope="module")
-def fitted(digits, tmp_path_factory):
-    x, y = digits
-    clf = automl.ImageClassifier(
-        max_trials=3,
-        epochs=2,
-        ensemble_size=2,
-        verbose=0,
-        directory=tmp_path_factory.mktemp("runs"),
-    )
-    return clf.fit(x, y)
+@pytest.fixture
+def fitted(digits_ensemble):
+    """3 trials of 2 epochs on `digits`, an ensemble of 2 (conftest's, fitted once)."""
+    return digits_ensemble
 
 
 # ---------------------------------------------------------------------- progress

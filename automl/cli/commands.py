@@ -80,8 +80,23 @@ def _fit_parser(sub) -> None:
         help="average the best N trials in the exported model (1: the best only)",
     )
     p.add_argument("--directory", default="automl_runs")
-    p.add_argument("--overwrite", action="store_true", help="start the search over")
-    p.add_argument("--output", help="where to save the model (default: NAME.keras)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start the search over (deletes only what automl wrote in the project folder)",
+    )
+    p.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="take over the project's lock when the search that holds it has ended "
+        "elsewhere (another machine, or a container with another hostname)",
+    )
+    p.add_argument(
+        "--output",
+        help="where to save the model (default: NAME.keras, NAME being the project name: "
+        "the dataset's name, or its file or folder name with other characters than "
+        "A-Z a-z 0-9 . _ - replaced by _)",
+    )
     p.add_argument("--json", help="also write the result as JSON to this file")
     p.add_argument(
         "--verbose",
@@ -95,15 +110,24 @@ def _fit_parser(sub) -> None:
     role.add_argument(
         "--chief",
         metavar="HOST:PORT",
-        help="serve this search to workers at HOST:PORT; the chief builds and "
-        "saves the final model",
+        help="serve this search to workers at HOST:PORT (:PORT: this machine only); the "
+        "chief builds and saves the final model. Every call carries the token in "
+        "AUTOML_TOKEN (made and printed when unset; needed to serve 0.0.0.0)",
     )
     role.add_argument(
         "--worker",
         metavar="HOST:PORT",
         help="train trials for the chief at HOST:PORT (same data and options, "
-        "and a --directory shared with the chief)",
+        "and a --directory shared with the chief; AUTOML_TOKEN set to the chief's token)",
     )
+    for name, what in [
+        ("cert", "the chief's TLS certificate (PEM): serve TLS only"),
+        ("key", "the chief's TLS private key (PEM)"),
+        ("ca", "a worker's check of the chief: its certificate, or the CA's (PEM)"),
+    ]:
+        p.add_argument(
+            f"--tls-{name}", metavar="FILE", help=f"{what}; default: AUTOML_TLS_{name.upper()}"
+        )
 
 
 def _predict_parser(sub) -> None:
@@ -172,9 +196,10 @@ def _check_output_file(path: str | None, option: str) -> None:
 def fit(args) -> dict:
     import automl
     from automl.export.keras_file import check_model_path, save_model
+    from automl.project.folder import name_from_path
 
     data = _load(args)
-    name = os.path.splitext(os.path.basename(os.path.normpath(data.name)))[0]
+    name = name_from_path(data.name)  # one safe folder name, never "." or ".."
     if not args.worker:  # a worker saves nothing: the chief does
         model_path = check_model_path(args.output or f"{name}.keras")  # before the search
         _check_output_file(args.json, "--json")
@@ -186,12 +211,14 @@ def fit(args) -> dict:
         directory=args.directory,
         project_name=name,
         overwrite=args.overwrite,
+        break_lock=args.break_lock,
         seed=args.seed,
         verbose=0 if args.quiet else args.verbose,
         ensemble_size=args.ensemble_size,
         batch_size=args.batch_size,
         chief=args.chief,
         worker=args.worker,
+        tls={k: v for k in ("cert", "key", "ca") if (v := getattr(args, f"tls_{k}"))} or None,
     )
     start = time.time()
     estimator.fit(data.x_train, data.y_train, validation_split=args.validation_split)

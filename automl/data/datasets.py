@@ -85,7 +85,8 @@ def load_csv(path: str, target: str, task: str = "auto") -> Split:
     streamed (see `stream_split`); the task is then inferred from its first rows.
 
     Raises:
-        InputError: the file cannot be read, or has no such target column or no features.
+        InputError: the file cannot be read, or has no such target column, no values in
+            it, or no features.
     """
     import os
 
@@ -105,6 +106,10 @@ def load_csv(path: str, target: str, task: str = "auto") -> Split:
         )
     if frame.shape[1] < 2:
         raise InputError(f"{path} has only the target column {target!r}; it needs features too.")
+    if len(frame) and frame[target].isna().all():
+        from automl.data.streaming.sources import empty_target
+
+        raise InputError(empty_target(target, path, len(frame)))
     frame = frame[frame[target].notna()]
     y = frame.pop(target).to_numpy()
     task = infer_task(y) if task == "auto" else task

@@ -12,16 +12,16 @@ resumed `fit` skips the supernet and every trial already trained.
 
 from __future__ import annotations
 
-import os
 import time
 
 from automl.cells import backend as cell_backend
 from automl.engine.base import Candidate, SearchBackend, SearchContext, rank
-from automl.errors import InputError
+from automl.errors import DiskFullError, InputError
 from automl.project import layout
 from automl.project.files import checksum, read_json, write_json
 from automl.search.cost import seconds_to_start
 from automl.training.fit import TrainingDiverged
+from automl.training.weights import save_weights, search_stopped
 
 # Scaled down from MiLeNAS (8 cells, 16 channels, 50 epochs on a GPU) for small data on a
 # CPU, where tracing the DARTS supernet's step alone takes a minute or more.
@@ -118,7 +118,8 @@ class CellSearch(SearchBackend):
         self.plan = plan_candidates(result)
         count = min(len(self.plan), context.budget.max_trials)
         context.progress.trials = count
-        context.progress.start(sum(1 for i in range(count) if self._summary(i)))
+        before = [summary for i in range(count) if (summary := self._summary(i))]
+        context.progress.start(len(before), [summary.get("score") for summary in before])
         try:
             for index in range(count):
                 if self._summary(index):  # trained (or failed) before: never again
@@ -207,8 +208,15 @@ class CellSearch(SearchBackend):
                 f"trial {index}: {self.method} genotype {entry['genotype']} failed: {reason}",
             )
         path = self._trial_file(index, WEIGHTS_FILE)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        model.save_weights(path)
+        try:
+            save_weights(model, path)
+        except DiskFullError as err:  # the trial fails, and the search stops until there is room
+            summary.update(status="FAILED", reason=str(err))
+            try:
+                write_json(self._trial_file(index, SUMMARY_FILE), summary)
+            except OSError:
+                pass  # not even room for that: the resumed search trains it again
+            raise search_stopped(err, context.project.path) from None
         summary.update(
             status="COMPLETED",
             score=float(scores[best]),

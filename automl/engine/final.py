@@ -8,6 +8,14 @@ cross-validation is the average of its fold models, which between them have
 seen all the data, so it is not refit). Then the members' architectures are
 built side by side behind one copy of the preprocessing, their outputs
 averaged, and each member's trained weights copied in by layer name.
+
+Nothing of this step is saved: a `fit` killed in it (or run again on a finished
+search) does it again from the trials' weights. So each of its random draws is seeded
+by the step itself (`automl.training.seeding`), never by what the process did before:
+each member is built after seeding ("member", its trial id), its refit seeds
+("refit", its trial id) and resets its dropout layers' seed generators from that seed,
+and the ensemble is built after seeding ("ensemble", the members). A straight run, a
+resumed one and a run again all end bit for bit the same.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import numpy as np
 from automl.engine.base import Candidate, SearchBackend, SearchContext
 from automl.errors import DamagedFileError, SearchError
 from automl.search.cost import refit_epochs, refit_seconds
+from automl.training.seeding import reseed_generators, seed_step
 
 
 def select_members(ranked: list[Candidate], context: SearchContext, size: int) -> list[Candidate]:
@@ -33,7 +42,8 @@ def refit(
 ) -> bool:
     """Fine-tune a member on `full` = (inputs, targets) at a tenth of its learning rate.
 
-    Runs half the member's best epoch count (1 to 20), seeded by the trial. With a
+    Runs half the member's best epoch count (1 to 20), seeded by ("refit", the trial id):
+    the backend and the model's seed generators, whenever it was built. With a
     `deadline`, a refit that the trial's measured epoch times (its first epoch's
     tracing, then each epoch on a quarter more data) say cannot finish in time is
     skipped. Returns whether it ran.
@@ -50,7 +60,7 @@ def refit(
     context.log(
         f"refitting trial {candidate.trial_id} on train + validation data for {epochs} epochs"
     )
-    keras.utils.set_random_seed(context.seed * 1000 + _trial_number(candidate.trial_id))
+    reseed_generators(model, seed_step(context.seed, "refit", candidate.trial_id))
     rate = model.optimizer.learning_rate
     rate.assign(float(keras.ops.convert_to_numpy(rate)) * 0.1)
     options = context.fit_options(f"refit_{candidate.trial_id}", trial=False)
@@ -78,6 +88,7 @@ def copy_weights(model, combined, prefix: str) -> set:
 
 def ensemble(context: SearchContext, members: list[Candidate], models: list):
     """One model averaging the members' outputs, each with its trained weights."""
+    seed_step(context.seed, "ensemble", ",".join(c.trial_id for c in members))
     combined = context.assemble(members)
     for i, model in enumerate(models):
         missing = copy_weights(model, combined, f"m{i}_")
@@ -129,6 +140,7 @@ def load_members(
     while ranked:
         members, models = select_members(ranked, context, size), []
         for candidate in members:
+            seed_step(context.seed, "member", candidate.trial_id)  # its dropout seeds, too
             try:
                 models.append(backend.load_model(candidate))
             except DamagedFileError as err:
@@ -142,8 +154,3 @@ def load_members(
         f"Every finished trial's weights are missing or damaged, so there is no model. Pass "
         f"overwrite=True to search again in {context.project.path}."
     )
-
-
-def _trial_number(trial_id: str) -> int:
-    digits = "".join(ch for ch in trial_id if ch.isdigit())
-    return int(digits) if digits else 0

@@ -132,11 +132,13 @@ class GraphSearch(SearchBackend):
             rows = len(train[1]) + len(val[1])
             space.max_model_size = min(space.max_model_size, table_size_cap(rows))
         self._set_screen(train[0])
-        role, done = context.role, 0
+        role, done, scores = context.role, 0, []
         if role.kind == "worker":  # the chief keeps the clock and the trial count
             context.log(f"worker {role.tuner_id}: training trials for the chief at {role.address}")
         else:
-            done = len(self.oracle.observations())
+            finished = self.oracle.observations()  # a resumed search shows their best
+            scores = [self.oracle.get_trial(obs.trial_id).score for obs in finished]
+            done = len(scores)
             limit = context.budget.seconds
             context.log(
                 f"searching with strategy={context.strategy!r}: "
@@ -145,13 +147,15 @@ class GraphSearch(SearchBackend):
                 + (f", time limit {limit:.0f} s" if limit else "")
             )
             self.oracle.start_clock(context.budget.search_deadline)
-        context.progress.start(done)
+        context.progress.start(done, scores)
         try:
             if role.kind == "chief":
                 self._serve()
             else:
                 self.tuner.search(train, val)
         except RuntimeError as err:  # keras-tuner: too many trials failed in a row
+            if err is self.tuner.stop_error:  # the disk is full: resume once there is room
+                raise
             if not self.candidates():
                 raise SearchError(
                     f"The search stopped because trials kept failing ({err}). Look at the "

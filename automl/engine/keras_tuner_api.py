@@ -5,7 +5,10 @@ distributed search serves keras-tuner's gRPC service. Part of what that needs is
 not public in keras-tuner: the oracle's retry queue, project and trial folders and
 state file, the hooks it calls when it saves a trial and when a trial fails
 (`_save_trial`, `_check_consecutive_failures`), the tuner's state file, and the
-service's protocol buffers (`keras_tuner.src.protos`, `OracleServicer`). This module
+service's protocol buffers (`keras_tuner.src.protos`, `OracleServicer`), and the oracle
+locks of its `synchronized` (`LOCKS`, `THREADS`): its decorator keeps an oracle's lock when
+the method raises, so a served chief hung on its next call; `synchronized` here releases
+it. This module
 gives each of them a public name; every other module uses these instead, so a
 keras-tuner release that renames one breaks here, and `tests/test_adapters.py` says
 which name went missing.
@@ -16,6 +19,9 @@ never keras-tuner's private hooks.
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import keras_tuner
 from keras_tuner.engine import base_tuner
 from keras_tuner.engine.hyperparameters import HyperParameters
@@ -23,7 +29,6 @@ from keras_tuner.engine.trial import Trial, TrialStatus
 from keras_tuner.errors import FailedTrialError
 
 Objective = keras_tuner.Objective
-synchronized = keras_tuner.synchronized
 
 # how a FailedTrialError's line reads in a trial's message (a formatted traceback)
 FAILED_TRIAL_PREFIX = f"{FailedTrialError.__module__}.{FailedTrialError.__qualname__}: "
@@ -43,6 +48,7 @@ PRIVATE_NAMES = {
     "keras_tuner.src.protos": ("get_service", "get_service_grpc"),
     "keras_tuner.src.distribute.oracle_chief": ("OracleServicer",),
     "keras_tuner.src.errors": ("FailedTrialError",),
+    "keras_tuner.src.engine.oracle": ("LOCKS", "THREADS"),
 }
 
 __all__ = [
@@ -61,8 +67,34 @@ __all__ = [
 ]
 
 
+def synchronized(func):
+    """keras-tuner's `synchronized` (one call at a time per oracle, re-entrant in a
+    thread, sharing keras-tuner's locks) that releases the lock when `func` raises."""
+
+    @functools.wraps(func)
+    def wrapped(oracle, *args, **kwargs):
+        from keras_tuner.src.engine import oracle as kt_oracle
+
+        thread = threading.current_thread().name
+        if kt_oracle.THREADS[oracle] == thread:  # called from a synchronized method
+            return func(oracle, *args, **kwargs)
+        with kt_oracle.LOCKS[oracle]:
+            kt_oracle.THREADS[oracle] = thread
+            try:
+                return func(oracle, *args, **kwargs)
+            finally:
+                kt_oracle.THREADS[oracle] = None
+
+    return wrapped
+
+
 class Oracle(keras_tuner.Oracle):
-    """keras-tuner's `Oracle`, with the private state and hooks automl uses made public."""
+    """keras-tuner's `Oracle`, with the private state and hooks automl uses made public,
+    and its synchronized methods releasing the oracle's lock when they raise."""
+
+    create_trial = synchronized(keras_tuner.Oracle.create_trial)
+    update_trial = synchronized(keras_tuner.Oracle.update_trial)
+    end_trial = synchronized(keras_tuner.Oracle.end_trial)
 
     @property
     def retry_queue(self) -> list:
@@ -113,12 +145,15 @@ class Tuner(base_tuner.BaseTuner):
 
 
 # ---------------------------------------------------------------------- the gRPC service
-def serve_oracle(oracle, server) -> None:
-    """Add keras-tuner's oracle service, answering from `oracle`, to a `grpc.server`."""
+def serve_oracle(oracle, server, wrap=None) -> None:
+    """Add keras-tuner's oracle service, answering from `oracle`, to a `grpc.server`;
+    `wrap(servicer)`, when given, returns the object that answers in its place."""
     from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
-    protos.get_service_grpc().add_OracleServicer_to_server(OracleServicer(oracle), server)
+    servicer = OracleServicer(oracle)
+    servicer = servicer if wrap is None else wrap(servicer)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
 
 
 def oracle_stub(channel):

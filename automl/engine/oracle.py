@@ -246,8 +246,8 @@ class StrategyOracle(kt.Oracle):
     @kt.synchronized
     def update_trial(self, trial_id: str, metrics, step=0):
         """Record a trial's metrics; without metrics, a heartbeat from its worker."""
+        trial = self.trials[trial_id]  # (an unknown id raises; the lock is released)
         self._heard[trial_id] = time.time()
-        trial = self.trials[trial_id]
         if not metrics or trial.status == TrialStatus.COMPLETED:
             return trial  # a heartbeat, or a late report of a trial that was run again
         return super().update_trial(trial_id, dict(metrics), step=step)
@@ -303,7 +303,7 @@ class StrategyOracle(kt.Oracle):
         a trial already completed is not recorded twice, and a failed trial's message
         comes from the file its worker left.
         """
-        known = self.trials.get(trial.trial_id)
+        known = self.trials[trial.trial_id]
         if known is not trial and known.status == TrialStatus.COMPLETED:
             return  # a worker thought lost finished after all: its rerun already counted
         if trial.message is None and trial.status != TrialStatus.COMPLETED:

@@ -22,7 +22,10 @@ records it as FAILED with the reason as its message, and the search goes on. Tha
 covers a loss that became NaN (training stops at that batch), running out of
 memory (the model-size cap drops below the model's size), and a parent whose
 weights file is missing or damaged (the parent is marked FAILED too). Any other
-exception in a trial is recorded the same way by keras-tuner.
+exception in a trial is recorded the same way by keras-tuner. A disk too full for the
+trial's weights (`automl.training.weights`: checked before writing, written whole or
+not at all) fails the trial too ("disk full at PATH"), and then stops the search with
+a `SearchError` that says how to resume.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from automl.engine import keras_tuner_api as kt
 from automl.engine.keras_tuner_api import FailedTrialError
 from automl.engine.oracle import ARCH, PARENT, StrategyOracle
 from automl.engine.summaries import trial_line
-from automl.errors import DamagedFileError
+from automl.errors import DamagedFileError, DiskFullError
 from automl.graph.architecture import ArchitectureGraph
 from automl.project import layout
 from automl.project.files import checksum, read_json, write_json
@@ -55,6 +58,7 @@ from automl.training.fit import (
     is_out_of_memory,
     load_checked_weights,
 )
+from automl.training.weights import is_no_space, save_weights, search_stopped
 
 
 class GraphTuner(kt.Tuner):
@@ -107,6 +111,7 @@ class GraphTuner(kt.Tuner):
         overwrite=False,
     ):
         self.build_fn = build_fn
+        self.stop_error = None  # a SearchError that ends the search after this trial
         self.make_dataset = make_dataset
         self.epochs = epochs
         self.patience = patience
@@ -223,7 +228,7 @@ class GraphTuner(kt.Tuner):
         try:
             result, line = self._train_trial(trial, train_data, validation_data)
         except BaseException as err:
-            self.progress.trial_ended(None, f"trial {trial.trial_id} failed: {err}")
+            self.progress.trial_failed(trial.trial_id, err)
             raise
         self.progress.trial_ended(next(iter(result.values())), line)
         return result
@@ -307,7 +312,10 @@ class GraphTuner(kt.Tuner):
                         **self.fit_options(f"trial_{trial.trial_id}"),
                     )
                 )
-                model.save_weights(self.weights_path(trial.trial_id, fold))
+                save_weights(model, self.weights_path(trial.trial_id, fold))
+        except DiskFullError as err:  # the trial fails, then the search stops (on_trial_end)
+            self.stop_error = search_stopped(err, self.project_dir)
+            raise FailedTrialError(f"The trial failed: {err}.") from None
         except TrainingDiverged as err:
             raise FailedTrialError(f"The trial failed: {err}.") from None
         except Exception as err:  # noqa: BLE001 - out of memory comes in many classes
@@ -349,4 +357,16 @@ class GraphTuner(kt.Tuner):
         return {name: score}, trial_line(trial.trial_id, name, score, summary)
 
     def save_model(self, trial_id, model, step=0):
-        model.save_weights(self.weights_path(trial_id))
+        save_weights(model, self.weights_path(trial_id))
+
+    def on_trial_end(self, trial):
+        """Record the ended trial; then stop the search with a `SearchError` (`stop_error`)
+        if the disk is full, which says how to resume."""
+        try:
+            super().on_trial_end(trial)
+        except OSError as err:  # the trial's state files found the disk full
+            if not is_no_space(err):
+                raise
+            self.stop_error = search_stopped(err, self.project_dir)
+        if self.stop_error is not None:
+            raise self.stop_error

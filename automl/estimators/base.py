@@ -42,6 +42,9 @@ _PARAMS = (
     "tensorboard_dir",
     "chief",
     "worker",
+    "break_lock",
+    "token",
+    "tls",
 )
 
 
@@ -76,6 +79,9 @@ class AutoModel(SearchResults):
         tensorboard_dir: str | None = None,
         chief: str | None = None,
         worker: str | None = None,
+        break_lock: bool = False,
+        token: str | None = None,
+        tls: dict | None = None,
     ):
         self.strategy = strategy
         self.max_trials = max_trials
@@ -93,6 +99,8 @@ class AutoModel(SearchResults):
         self.tensorboard_dir = tensorboard_dir
         self.chief = chief
         self.worker = worker
+        self.break_lock = break_lock
+        self.token, self.tls = token, tls  # a chief's and its workers' (automl.engine.security)
 
     # ------------------------------------------------------------------ params
     def get_params(self, deep: bool = True) -> dict:
@@ -108,7 +116,8 @@ class AutoModel(SearchResults):
         return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        shown = {**self.get_params(), **({"token": "***"} if self.token else {})}
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
         return f"{type(self).__name__}({args})"
 
     def _check_params(self) -> tuple[float | None, dict]:
@@ -203,7 +212,9 @@ class AutoModel(SearchResults):
         if balanced:
             class_weight = balanced_weights((full or train)[1], self.head_.n_outputs)
         worker = self._role.kind == "worker"  # a worker never starts the project over
-        project = Project(self.directory, self._project_name(), self.overwrite and not worker)
+        project = Project(
+            self.directory, self._project_name(), self.overwrite and not worker, self.break_lock
+        )
         signature = self._signature(options, data)
         project.check_writable()
         fit_options = {"callbacks": callbacks, "class_weight": class_weight}

@@ -188,7 +188,8 @@ def check_params(estimator) -> tuple:
             )
     if estimator.verbose not in (0, 1, 2) or isinstance(estimator.verbose, bool):
         raise InputError(f"verbose must be 0, 1 or 2. Received: verbose={estimator.verbose!r}.")
-    role = resolve_role(estimator.chief, estimator.worker)
+    check_project(estimator)
+    role = resolve_role(estimator.chief, estimator.worker, estimator.token, estimator.tls)
     if role.kind != "single" and not strategy.distributed:
         raise InputError(
             "A search on several machines runs strategy "
@@ -196,3 +197,26 @@ def check_params(estimator) -> tuple:
             f"Received: strategy={estimator.strategy!r} with a {role.kind} role."
         )
     return parse_time_limit(estimator.time_limit), options, role
+
+
+def check_project(estimator) -> None:
+    """Refuse a `directory`, `project_name` or `break_lock` that is wrong, before anything
+    is written: the name is one safe folder name (`automl.project.folder.NAME_RULE`)."""
+    import os
+
+    from automl.project.folder import check_name
+
+    directory = estimator.directory
+    if not isinstance(directory, (str, os.PathLike)) or not str(os.fspath(directory)).strip():
+        raise InputError(
+            f"directory must be a folder path (str or pathlib.Path). Received: "
+            f"directory={directory!r}."
+        )
+    if "\0" in str(os.fspath(directory)):
+        raise InputError(f"directory must not hold a NUL character. Received: {directory!r}.")
+    if estimator.project_name is not None:
+        check_name(estimator.project_name)
+    if not isinstance(estimator.break_lock, (bool, np.bool_)):
+        raise InputError(
+            f"break_lock must be True or False. Received: break_lock={estimator.break_lock!r}."
+        )

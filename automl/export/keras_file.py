@@ -199,6 +199,10 @@ def load_model(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"No model file at {path!r}. Pass the .keras file `automl fit` wrote.")
+    if not os.access(path, os.R_OK):
+        from automl.project.files import unreadable
+
+        raise unreadable(path)
     import keras
 
     import automl.cells  # noqa: F401  (registers the cell layers, if a cell model is loaded)
@@ -230,6 +234,10 @@ def _read_sidecar(sidecar: str):
         with open(sidecar) as f:
             info = json.load(f)
         return Preprocessor(**info["preprocessor"]), TargetEncoder(**info["target"])
+    except PermissionError:
+        from automl.project.files import unreadable
+
+        raise unreadable(sidecar) from None
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise InputError(
             f"The sidecar {sidecar!r} of the model is damaged ({type(err).__name__}: {err}). "

@@ -2,7 +2,9 @@
 
 Every state file is written atomically (a temporary file, fsync, rename), and
 every weights file's SHA-256 is recorded with its trial, so a damaged file is
-found before it is reused.
+found before it is reused. Files are created as `open()` creates them: mode 0o666
+less the process umask (`create_temp`), so another user reads what the umask lets
+them read.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 
 import numpy as np
 
 from automl.errors import DamagedFileError, InputError
+from automl.project.layout import TEMP_PREFIX
 
 
 def checksum(path: str) -> str:
@@ -70,11 +73,25 @@ def hash_arrays(*arrays) -> str:
     return digest.hexdigest()[:32]
 
 
+def create_temp(folder: str, suffix: str = "") -> tuple[int, str]:
+    """(open file descriptor, path) of a new temporary file in `folder`, to be renamed
+    once written. Created as `open()` creates a file (mode 0o666 less the umask, which
+    the kernel applies), not 0o600 as `tempfile.mkstemp` would."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        path = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {folder!r}")
+
+
 def write_json(path: str, value, indent: int | None = None) -> None:
     """Write JSON atomically: a temporary file in the same folder, then a rename."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    fd, tmp = create_temp(folder, ".json")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(value, f, indent=indent)
@@ -91,15 +108,35 @@ def read_json(path: str, default=None):
     """Read a JSON file written by automl; `default` when it does not exist.
 
     Raises:
-        InputError: the file is damaged (names the file and how to start over).
+        InputError: the file cannot be read (names the file and the permission it
+            lacks), or is damaged (names the file and how to start over).
     """
     if not os.path.exists(path):
         return default
     try:
         with open(path) as f:
             return json.load(f)
+    except PermissionError:
+        raise unreadable(path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(
             f"The search file {path!r} is damaged ({err}). Pass overwrite=True to start the "
             "search over, or choose another project_name."
         ) from None
+
+
+def unreadable(path: str) -> InputError:
+    """The error for a file this user may not read (not a damaged one)."""
+    return InputError(
+        f"Permission denied reading {path!r}: this user ({_user()}) may not read it. Ask "
+        "its owner to make it readable (chmod a+r), or run as the user that wrote it."
+    )
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name (a container without one): the uid
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"

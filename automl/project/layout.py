@@ -4,6 +4,7 @@ A project folder (`directory/project_name`) holds the search's signature and loc
 keras-tuner's oracle and tuner state, the cell search's result, and one folder per
 trial, `trial_<id>`:
 
+    automl_project.json the marker: automl created this folder (`automl.project.folder`)
     automl_task.json    the search's signature (`automl.project.folder`)
     automl.lock         the lock of the process writing the project
     oracle.json         keras-tuner's oracle state (graph search)
@@ -18,13 +19,17 @@ trial, `trial_<id>`:
 
 The folder and state files of keras-tuner are named by keras-tuner itself; the names
 here say what it writes (`automl.engine.keras_tuner_api` gives their paths).
+`written_entries` lists what of a folder automl wrote: what `overwrite=True` clears
+(never the marker, the lock, or a file automl does not name).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 
+MARKER_FILE = "automl_project.json"
 SIGNATURE_FILE = "automl_task.json"
 LOCK_FILE = "automl.lock"
 ORACLE_FILE = "oracle.json"
@@ -35,6 +40,11 @@ TRIAL_FILE = "trial.json"
 SUMMARY_FILE = "summary.json"
 WEIGHTS_FILE = "model.weights.h5"
 MESSAGE_FILE = "message.json"
+TEMP_PREFIX = ".tmp-"  # a file being written (`automl.project.files`), renamed when whole
+
+STATE_FILES = (SIGNATURE_FILE, ORACLE_FILE, CELL_SEARCH_FILE)
+# keras-tuner's tuner state files: tuner0 (one process), chief, worker-<host>-<pid>
+_TUNER_FILE = re.compile(r"(tuner\d*|chief|worker-[^/]*)\.json")
 
 
 def tuner_file(tuner_id: str) -> str:
@@ -65,3 +75,19 @@ def trial_files(project_dir: str, name: str) -> list[str]:
 def trial_id_of(path: str) -> str:
     """The trial id of a file in a trial's folder (`trial_files`)."""
     return os.path.basename(os.path.dirname(path))[len(TRIAL_PREFIX) :]
+
+
+def written_entries(project_dir: str) -> list[str]:
+    """The names of the entries of a project folder that automl wrote there, sorted: its
+    state files, tuner files, trial folders and temporary files; not the marker nor the
+    lock, and nothing automl does not name."""
+    found = []
+    for entry in sorted(os.listdir(project_dir)):
+        if (
+            entry in STATE_FILES
+            or _TUNER_FILE.fullmatch(entry)
+            or entry.startswith(TEMP_PREFIX)
+            or (entry.startswith(TRIAL_PREFIX) and os.path.isdir(os.path.join(project_dir, entry)))
+        ):
+            found.append(entry)
+    return found

@@ -41,6 +41,14 @@ def interactive() -> bool:
         return False
 
 
+def failure_line(trial_id: str, err: BaseException) -> str:
+    """The line of a trial that raised `err`: interrupted for Ctrl-C, else failed, with the
+    reason (the exception's type where its message is empty)."""
+    if isinstance(err, KeyboardInterrupt):
+        return f"trial {trial_id} interrupted (Ctrl-C); run the same fit again to resume"
+    return f"trial {trial_id} failed: {str(err).strip() or type(err).__name__}"
+
+
 def _clock(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -103,9 +111,13 @@ class SearchProgress:
             self._search.set_description_str(self._status())
 
     # ------------------------------------------------------------------ search
-    def start(self, done: int = 0) -> None:
-        """The search begins, with `done` trials finished before (a resumed search)."""
+    def start(self, done: int = 0, scores=()) -> None:
+        """The search begins, with `done` trials finished before (a resumed search) and
+        `scores` their scores (as the objective reports them), so the best shown is the
+        best of the whole search."""
         self.done = done
+        for score in scores:
+            self._record(score)
         if self.verbose == 1 and interactive():
             self._search = _bar(
                 total=self.trials,
@@ -132,15 +144,21 @@ class SearchProgress:
         if self._search is None and self.verbose == 2:
             print(f"[automl] trial {self._trial} epoch {epoch + 1}{of}: {text}", flush=True)
 
+    def _record(self, score: float | None) -> None:
+        """Keep `score` as the best when it beats it."""
+        if score is None or not math.isfinite(float(score)):
+            return
+        score = float(score)
+        better = self.best is None or (
+            score > self.best if self.direction == "max" else score < self.best
+        )
+        if better:
+            self.best = score
+
     def trial_ended(self, score: float | None, line: str) -> None:
         """The running trial ended (score None: it failed); `line` describes it."""
         self._epoch = ""
-        if score is not None and math.isfinite(score):
-            better = self.best is None or (
-                score > self.best if self.direction == "max" else score < self.best
-            )
-            if better:
-                self.best = score
+        self._record(score)
         self.done += 1
         if self._search is None and self.verbose:  # no bar: the line carries the progress
             line += f" | {self.done}/{self.trials} trials, {self._status()}"
@@ -148,6 +166,16 @@ class SearchProgress:
         if self._search is not None:
             self._search.update(1)
         self._show()
+
+    def trial_failed(self, trial_id: str, err: BaseException) -> None:
+        """The running trial raised `err`: a failed trial, or an interrupted one (Ctrl-C),
+        which is not counted as done (a resumed search runs it again)."""
+        if isinstance(err, KeyboardInterrupt):
+            self._epoch = ""
+            self.write(failure_line(trial_id, err))
+            self._show()
+            return
+        self.trial_ended(None, failure_line(trial_id, err))
 
     def close(self) -> None:
         """The search ended: close the bar."""

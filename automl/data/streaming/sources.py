@@ -22,12 +22,12 @@ import os
 
 import numpy as np
 
+from automl.data.streaming.images import IMAGE_FORMATS, first_image, read_shape, unreadable_images
 from automl.data.streaming.split import held_out
 from automl.errors import InputError
 
 READ_ROWS = 256  # rows per batch read from tf.data and image folders
 CSV_CHUNK_ROWS = 10_000  # rows per chunk read from a CSV file
-IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras reads
 ORDER_SEED = 1234  # the fixed order in which an image folder's classes are interleaved
 
 
@@ -211,17 +211,6 @@ class PyDatasetStream(Stream):
             yield self.batch(index)
 
 
-def _first_image(folders: list[str]) -> str | None:
-    """The first image file (by sorted path) under the first folder that has one."""
-    for folder in folders:
-        for path, subfolders, names in os.walk(folder):
-            subfolders.sort()
-            images = sorted(n for n in names if n.lower().endswith(IMAGE_FORMATS))
-            if images:
-                return os.path.join(path, images[0])
-    return None
-
-
 class ImageDirectory(Stream):
     """A folder of images in the layout `keras.utils.image_dataset_from_directory` reads.
 
@@ -232,6 +221,10 @@ class ImageDirectory(Stream):
     Images are float32 (H, W, C) in 0..255; their size and colour mode are those of
     `image_shape`, or else of the first image (sorted by name): grayscale, RGB or
     RGBA. Images of another size are resized (bilinear), as Keras does.
+
+    An image that cannot be read or decoded fails the pass that reaches it (the
+    first, which fits the statistics) with an InputError that names the file: when
+    the pipeline fails, every file is decoded once to find the culprits.
 
     Raises:
         InputError: the folder does not exist, has no class subfolders (with
@@ -255,13 +248,13 @@ class ImageDirectory(Stream):
                 "subfolder named after the class, e.g. DIR/cat/1.png, DIR/dog/2.png."
             )
         folders = [os.path.join(self.path, c) for c in self.class_names] + [self.path]
-        first = _first_image(folders)
+        first = first_image(folders)
         if first is None:
             raise InputError(
                 f"{self.what} holds no images ({', '.join(IMAGE_FORMATS)}) in its class "
                 f"subfolders {self.class_names[:5]}. Add images, or check the path."
             )
-        self.image_shape = list(image_shape or _image_shape(first))
+        self.image_shape = list(image_shape or read_shape(first))
         self.dataset, self.count = self._dataset()
 
     def _read(self, folder: str, labels):
@@ -293,13 +286,15 @@ class ImageDirectory(Stream):
 
         if not self.labels:
             data = self._read(self.path, None)
+            self.files = list(data.file_paths)
             return data.batch(READ_ROWS), len(data.file_paths)
-        parts, counts = [], []
+        parts, counts, self.files = [], [], []
         for index, name in enumerate(self.class_names):
             images = self._read(os.path.join(self.path, name), None)
             if images is None:
                 continue
             counts.append(len(images.file_paths))
+            self.files += images.file_paths
             label = tf.data.Dataset.from_tensors(np.int32(index)).repeat()
             parts.append(tf.data.Dataset.zip((images, label)))
         if not parts:
@@ -317,28 +312,30 @@ class ImageDirectory(Stream):
         )
 
     def batches(self):
+        """Yield (images, class names or None, None) batches.
+
+        Raises:
+            InputError: an image file cannot be read or decoded (it is named).
+        """
+        import tensorflow as tf
+
         names = np.asarray(self.class_names, dtype=object)
         flat = len(self.image_shape) == 2  # fit on (samples, H, W) arrays: no channel axis
-        for element in self.dataset.as_numpy_iterator():
-            images = element[0] if self.labels else element
-            images = images[..., 0] if flat else images
-            yield images, (names[element[1]] if self.labels else None), None
-
-
-def _image_shape(path: str) -> list:
-    """(H, W, C) of one image file, C in 1, 3, 4 (grayscale with alpha counts as RGBA).
-
-    Raises:
-        InputError: the file cannot be decoded as an image.
-    """
-    import tensorflow as tf
-
-    try:
-        shape = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).shape
-    except (tf.errors.OpError, ValueError) as err:
-        raise InputError(f"Cannot decode {path!r} as an image: {err}") from None
-    channels = {1: 1, 2: 4, 3: 3, 4: 4}[int(shape[2])]
-    return [int(shape[0]), int(shape[1]), channels]
+        try:
+            for element in self.dataset.as_numpy_iterator():
+                images = element[0] if self.labels else element
+                images = images[..., 0] if flat else images
+                yield images, (names[element[1]] if self.labels else None), None
+        except tf.errors.OpError:
+            bad = unreadable_images(self.files, self.channels)
+            if not bad:
+                raise  # not a file's fault
+            path, reason = bad[0]
+            more = f" ({len(bad) - 1} more unreadable files)" if len(bad) > 1 else ""
+            raise InputError(
+                f"Cannot read the image file {path!r}: {reason}{more}. Remove or replace it; "
+                f"{self.what} must hold only readable {', '.join(IMAGE_FORMATS)} images."
+            ) from None
 
 
 class CsvFile(Stream):
@@ -382,16 +379,34 @@ class CsvFile(Stream):
         return f"CSV {os.path.getsize(self.path)} bytes, columns {self.columns}, target {self.target!r}"
 
     def batches(self):
+        """Yield (features, targets or None, None) chunks.
+
+        Raises:
+            InputError: the file cannot be parsed, or it has rows but none with a target.
+        """
         import pandas as pd
 
+        rows = kept = 0
         try:
             with pd.read_csv(self.path, chunksize=CSV_CHUNK_ROWS) as reader:
                 for chunk in reader:
                     if self.target is None:
                         yield chunk[self.columns], None, None
                         continue
+                    rows += len(chunk)
                     chunk = chunk[chunk[self.target].notna()]
+                    kept += len(chunk)
                     if len(chunk):
                         yield chunk[self.columns], chunk[self.target].to_numpy(), None
         except (UnicodeDecodeError, pd.errors.ParserError) as err:
             raise InputError(f"Cannot read {self.path!r} as a CSV file: {err}") from None
+        if rows and not kept:
+            raise InputError(empty_target(self.target, self.path, rows))
+
+
+def empty_target(target: str, path: str, rows: int) -> str:
+    """The message for a CSV file whose target column is empty in each of its `rows` rows."""
+    return (
+        f"Column {target!r} has no values: it is empty in all {rows} rows of {path}. "
+        "Fill in the target, or name the column that holds it."
+    )
