@@ -317,7 +317,7 @@ def test_kill_9_mid_search_then_resume_equals_a_straight_run(tmp_path, straight)
 @pytest.mark.parametrize(
     "point",
     [
-        "trial.json RUNNING",
+        pytest.param("trial.json RUNNING", marks=pytest.mark.slow),
         "trial.json COMPLETED",
     ],
 )

@@ -30,7 +30,7 @@ def fitted(digits_ensemble):
 
 
 # ---------------------------------------------------------------------- progress
-@pytest.mark.parametrize("verbose", [0, 1, 2])
+@pytest.mark.parametrize("verbose", [0, 1, pytest.param(2, marks=pytest.mark.slow)])
 def test_progress_display_follows_verbose(digits, tmp_path, capsys, monkeypatch, verbose):
     x, y = digits
     monkeypatch.setattr("automl.reporting.progress.interactive", lambda: True)  # as in a terminal
