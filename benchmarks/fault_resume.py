@@ -49,7 +49,8 @@ MORE_RESUMES = {("refit", "SIGTERM"): 3}  # the issue's probe: the same fit run 
 SEGFAULT = (-11, 139)
 
 
-def row(case, expected, observed, lost, ok, **details) -> dict:
+def row(case: str, expected: str, observed: str, lost: int | None, ok: bool, **details) -> dict:
+    """One line of the harness's table."""
     return {
         "case": case,
         "expected": expected,

@@ -61,7 +61,7 @@ from dataclasses import asdict
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fault_resume import case_disk_full, case_stage_kills, straight_table  # noqa: E402
+from fault_resume import case_disk_full, case_stage_kills, row, straight_table  # noqa: E402
 from fault_runner import (  # noqa: E402  (the subprocess side, beside this script)
     ATOL,
     CRASH_POINTS,
@@ -89,17 +89,6 @@ def short(text, width: int = 100) -> str:
     """`text` on one line, at most `width` characters (keras-tuner's class path dropped)."""
     text = " ".join(str(text).split()).replace("keras_tuner.src.errors.FailedTrialError: ", "")
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def row(case: str, expected: str, observed: str, lost: int | None, ok: bool, **details) -> dict:
-    return {
-        "case": case,
-        "expected": expected,
-        "observed": observed,
-        "finished_trials_lost": lost,
-        "verdict": "ok" if ok else "defect",
-        "details": details,
-    }
 
 
 # ---------------------------------------------------------------------- case 1: kill -9

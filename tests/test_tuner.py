@@ -185,7 +185,8 @@ def test_a_damaged_state_file_is_named_when_the_search_is_reopened(tmp_path, dat
 
 
 def test_a_nan_loss_stops_training_at_that_batch():
-    from automl.training.fit import TrainingDiverged, fit_trial
+    from automl.errors import TrainingDiverged
+    from automl.training.fit import fit_trial
 
     model = build(SPACE.initial()[0])
     x = np.ones((64, 4), "float32")

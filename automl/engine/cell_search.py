@@ -12,15 +12,15 @@ resumed `fit` skips the supernet and every trial already trained.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from automl.cells import backend as cell_backend
 from automl.engine.base import Candidate, SearchBackend, SearchContext, rank
-from automl.errors import DiskFullError, InputError
+from automl.errors import DiskFullError, InputError, TrainingDiverged
 from automl.project import layout
 from automl.project.files import checksum, read_json, write_json
 from automl.search.cost import seconds_to_start
-from automl.training.fit import TrainingDiverged
 from automl.training.weights import save_weights, search_stopped
 
 # Scaled down from MiLeNAS (8 cells, 16 channels, 50 epochs on a GPU) for small data on a
@@ -212,10 +212,10 @@ class CellSearch(SearchBackend):
             save_weights(model, path)
         except DiskFullError as err:  # the trial fails, and the search stops until there is room
             summary.update(status="FAILED", reason=str(err))
-            try:
+            # With no room for the summary either, the trial stays unrecorded and a resume
+            # trains it again.
+            with contextlib.suppress(OSError):
                 write_json(self._trial_file(index, SUMMARY_FILE), summary)
-            except OSError:
-                pass  # not even room for that: the resumed search trains it again
             raise search_stopped(err, context.project.path) from None
         summary.update(
             status="COMPLETED",

@@ -43,7 +43,7 @@ from automl.engine import keras_tuner_api as kt
 from automl.engine.keras_tuner_api import FailedTrialError
 from automl.engine.oracle import ARCH, PARENT, StrategyOracle
 from automl.engine.summaries import trial_line
-from automl.errors import DamagedFileError, DiskFullError
+from automl.errors import DamagedFileError, DiskFullError, TrainingDiverged
 from automl.graph.architecture import ArchitectureGraph
 from automl.project import layout
 from automl.project.files import checksum, read_json, write_json
@@ -52,7 +52,6 @@ from automl.search.cost import final_builds
 from automl.search.stopping import StoppingRule, make_rule
 from automl.training.fit import (
     StopHopeless,
-    TrainingDiverged,
     fit_trial,
     inference_ms,
     is_out_of_memory,
