@@ -28,6 +28,8 @@ _LAZY = {
     "ImageRegressor": "automl.estimators.image",
     "StructuredDataClassifier": "automl.estimators.table",
     "StructuredDataRegressor": "automl.estimators.table",
+    "TextClassifier": "automl.estimators.text",
+    "TextRegressor": "automl.estimators.text",
     "ArchitectureGraph": "automl.graph.architecture",
     "AutoMLError": "automl.errors",
     "InputError": "automl.errors",

@@ -13,9 +13,11 @@ import os
 import sys
 
 
-def _register_layers() -> None:
-    """Register automl's custom Keras layers (cells), so saved cell models load."""
-    importlib.import_module("automl.cells.layers")
+def _register_layers(cells: bool = True) -> None:
+    """Register automl's custom Keras layers (cells, text layers), so saved models load."""
+    if cells:
+        importlib.import_module("automl.cells.layers")
+    importlib.import_module("automl.graph.text_keras")
 
 
 _QUIET = os.environ.get("AUTOML_TF_LOGS", "").lower() not in ("1", "true", "yes")
@@ -68,10 +70,10 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
             else:
                 exec_module(module)
             sys.modules[name] = module
-            if name != "keras" or "automl.cells" in sys.modules:  # it registers its own layers
+            if name != "keras":
                 return
-            try:
-                _register_layers()
+            try:  # automl.cells, if importing it imported Keras, registers its own layers
+                _register_layers(cells="automl.cells" not in sys.modules)
             except Exception as err:  # never break `import keras` for the user
                 import warnings
 

@@ -20,6 +20,12 @@ EXAMPLES = {
     "dropout": ({"rate": 0.5}, [(5,)]),
     "add": ({}, [(4, 4, 3), (4, 4, 3)]),
     "concat": ({}, [(4, 4, 3), (4, 4, 2)]),
+    "bag": ({"tokens": 20, "mode": "sublinear"}, [(12,)]),
+    "embedding": ({"tokens": 20, "units": 6, "length": 8}, [(12,)]),
+    "conv1d": ({"filters": 5, "kernel_size": 5}, [(10, 4)]),
+    "gap1d": ({}, [(10, 4)]),
+    "gmp1d": ({}, [(10, 4)]),
+    "attention": ({"heads": 3}, [(10, 4)]),
 }
 
 

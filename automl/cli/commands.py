@@ -20,6 +20,8 @@ _ESTIMATORS = {
     ("image", "regression"): "ImageRegressor",
     ("table", "classification"): "StructuredDataClassifier",
     ("table", "regression"): "StructuredDataRegressor",
+    ("text", "classification"): "TextClassifier",
+    ("text", "regression"): "TextRegressor",
 }
 
 
@@ -32,7 +34,11 @@ def _fit_parser(sub) -> None:
     p.add_argument(
         "dataset", nargs="?", help="built-in: digits, iris, wine, breast_cancer, diabetes"
     )
-    p.add_argument("--csv", help="a CSV file (use with --target)")
+    p.add_argument(
+        "--csv",
+        help="a CSV file (use with --target); when its only other column is free text, "
+        "a text model is searched",
+    )
     p.add_argument("--target", help="the target column of --csv")
     p.add_argument("--npz", help="an .npz file with x and y (or x_train, y_train, x_test, y_test)")
     p.add_argument(
@@ -40,6 +46,12 @@ def _fit_parser(sub) -> None:
         metavar="DIR",
         help="a folder of images, one subfolder per class, read in batches (never "
         "whole); 20%% of the images are held out for the test score",
+    )
+    p.add_argument(
+        "--text-dir",
+        metavar="DIR",
+        help="a folder of .txt files, one subfolder per class; 20%% of the texts are held "
+        "out for the test score",
     )
     p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
     p.add_argument(
@@ -134,10 +146,15 @@ def _predict_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="predict with a saved model",
-        description="Predict with a saved .keras model on a CSV or .npz file.",
+        description="Predict with a saved .keras model on a CSV or .npz file (a text "
+        "model: a CSV file of texts or a folder of .txt files).",
     )
     p.add_argument("model", help="a .keras file written by `automl fit`")
-    p.add_argument("data", help="a CSV file (feature columns) or .npz file (array x)")
+    p.add_argument(
+        "data",
+        help="a CSV file (feature columns) or .npz file (array x); for a text model, a "
+        "CSV file with one column of texts or a folder of .txt files",
+    )
     p.add_argument("--output", help="write predictions here as CSV (default: print them)")
     p.add_argument(
         "--proba",
@@ -169,13 +186,16 @@ def _export_parser(sub) -> None:
 def _load(args):
     from automl.data import datasets
 
-    sources = [s for s in (args.dataset, args.csv, args.npz, args.image_dir) if s]
+    sources = [s for s in (args.dataset, args.csv, args.npz, args.image_dir, args.text_dir) if s]
     if len(sources) != 1:
         raise InputError(
-            "Give exactly one of: a built-in dataset name, --csv FILE, --npz FILE, --image-dir DIR."
+            "Give exactly one of: a built-in dataset name, --csv FILE, --npz FILE, "
+            "--image-dir DIR, --text-dir DIR."
         )
     if args.image_dir:
         return datasets.load_image_dir(args.image_dir, args.task)
+    if args.text_dir:
+        return datasets.load_text_dir(args.text_dir, args.task)
     if args.csv:
         if not args.target:
             raise InputError("--csv needs --target COLUMN (the column to predict).")
@@ -280,7 +300,10 @@ def predict(args) -> None:
 
     _check_output_file(args.output, "--output")
     model, preprocessor, target = load_model(args.model)
-    if args.data.endswith(".npz"):
+    files = None
+    if preprocessor is not None and preprocessor.kind == "text":
+        files, x = datasets.read_texts(args.data)
+    elif args.data.endswith(".npz"):
         arrays = datasets.read_npz(args.data)
         if "x" not in arrays and "x_test" not in arrays:
             raise InputError(
@@ -303,6 +326,8 @@ def predict(args) -> None:
         predictions = predict_with(model, preprocessor, target, x)
         frame = pd.DataFrame(predictions.reshape(len(predictions), -1))
         frame.columns = ["prediction"] if frame.shape[1] == 1 else [f"p{i}" for i in frame.columns]
+    if files is not None:  # a folder of texts: which file each row is
+        frame.insert(0, "file", files)
     if args.output:
         frame.to_csv(args.output, index=False)
         print(f"wrote {len(frame)} predictions to {args.output}")

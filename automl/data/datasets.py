@@ -25,7 +25,7 @@ class Split:
     """A dataset split into train and a fixed held-out test part."""
 
     name: str
-    kind: str  # "image" or "table"
+    kind: str  # "image", "table" or "text"
     task: str  # "classification" or "regression"
     x_train: object
     y_train: np.ndarray
@@ -81,8 +81,10 @@ def infer_task(y) -> str:
 def load_csv(path: str, target: str, task: str = "auto") -> Split:
     """A CSV file with a target column; the other columns are features.
 
-    Rows without a target are dropped. A file larger than `STREAM_CSV_BYTES` is
-    streamed (see `stream_split`); the task is then inferred from its first rows.
+    Rows without a target are dropped. When the only other column is free text
+    (`automl.data.columns.is_free_text`) the dataset is of kind "text": one string
+    per sample, "" where missing. A file larger than `STREAM_CSV_BYTES` is streamed
+    (see `stream_split`) as a table; the task is then inferred from its first rows.
 
     Raises:
         InputError: the file cannot be read, or has no such target column, no values in
@@ -113,6 +115,12 @@ def load_csv(path: str, target: str, task: str = "auto") -> Split:
     frame = frame[frame[target].notna()]
     y = frame.pop(target).to_numpy()
     task = infer_task(y) if task == "auto" else task
+    from automl.data.columns import is_free_text
+
+    if frame.shape[1] == 1 and is_free_text(frame.iloc[:, 0]):
+        col = frame.iloc[:, 0]
+        texts = col.astype(str).where(col.notna(), "").to_numpy(object)
+        return split(path, "text", task, texts, y)
     return split(path, "table", task, frame, y)
 
 
@@ -139,6 +147,59 @@ def load_image_dir(path: str, task: str = "auto") -> Split:
             "classifier. Received: --task regression."
         )
     return stream_split(path, "image", "classification", ImageDirectory(path))
+
+
+def load_text_dir(path: str, task: str = "auto") -> Split:
+    """A folder of `.txt` files, one subfolder per class, read whole; 20% held out.
+
+    Raises:
+        InputError: the folder is missing or has no class subfolders of .txt files,
+            or a regression task is asked for.
+    """
+    from automl.data.text_folder import read_text_folder
+
+    if task == "regression":
+        raise InputError(
+            "A text folder's labels are its subfolder names: --text-dir trains a "
+            "classifier. Received: --task regression. For a numeric target, use --csv "
+            "with a text column and the target column."
+        )
+    texts, labels = read_text_folder(path)
+    return split(path, "text", "classification", texts, labels)
+
+
+def read_texts(path: str) -> tuple[list, object]:
+    """(file names or None, texts) to predict on: every `.txt` file under a folder
+    (sorted, read as UTF-8), or a CSV file with one column of texts ("" where missing).
+
+    Raises:
+        InputError: no .txt file in the folder, or a CSV without exactly one column.
+    """
+    import os
+
+    if os.path.isdir(path):
+        files = sorted(
+            os.path.relpath(os.path.join(root, name), path)
+            for root, _, names in os.walk(path)
+            for name in names
+            if name.lower().endswith(".txt")
+        )
+        if not files:
+            raise InputError(f"The folder {path!r} has no .txt files to predict on.")
+        texts = []
+        for name in files:
+            with open(os.path.join(path, name), encoding="utf-8", errors="replace") as f:
+                texts.append(f.read())
+        return files, np.asarray(texts, dtype=object)
+    frame = read_csv(path)
+    if frame.shape[1] != 1:
+        raise InputError(
+            f"A text model takes one text per row: a CSV with one column, or a folder of "
+            f".txt files. {path} has {frame.shape[1]} columns {list(frame.columns)[:5]}; keep "
+            "only the text column."
+        )
+    col = frame.iloc[:, 0]
+    return None, col.astype(str).where(col.notna(), "").to_numpy(object)
 
 
 def read_csv(path: str):

@@ -19,7 +19,7 @@ from automl.engine.summaries import last_line, trial_order
 from automl.errors import SearchError
 from automl.graph.architecture import ArchitectureGraph
 
-_NO_HIDDEN = ("input", "flatten", "dropout", "output")
+_NO_HIDDEN = ("input", "flatten", "dropout", "output", "bag")
 
 
 def describe_op(op: dict) -> str:
@@ -81,6 +81,7 @@ class GraphSearch(SearchBackend):
             head.n_outputs,
             head.activation,
             max_model_size=context.max_model_size,
+            tokens=context.preprocessor.tokens,
         )
         self.oracle = StrategyOracle(
             strategy,

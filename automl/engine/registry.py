@@ -21,7 +21,7 @@ from automl.errors import InputError
 
 GRAPH_SEARCH = "automl.engine.graph_search:GraphSearch"
 CELL_SEARCH = "automl.engine.cell_search:CellSearch"
-KINDS = ("image", "table")
+KINDS = ("image", "table", "text")
 TASKS = ("classification", "regression")
 _MODELS = {"classification": "classifiers", "regression": "regressors"}
 
@@ -35,7 +35,7 @@ class StrategyInfo:
         backend: the `SearchBackend` that runs it, as "module:Class" (imported by
             `backend_class`, on first use).
         description: one line, for help texts.
-        kinds: the kinds of data it searches ("image", "table").
+        kinds: the kinds of data it searches ("image", "table", "text").
         tasks: the tasks it searches ("classification", "regression").
         streams: whether it reads a stream batch by batch (`automl.data.streaming`);
             if not, it needs the data in memory.
@@ -82,7 +82,10 @@ STRATEGIES: dict[str, StrategyInfo] = {
             distributed=True,
         ),
         StrategyInfo(
-            "naswot", GRAPH_SEARCH, "training-free: the candidate with the best NASWOT score"
+            "naswot",
+            GRAPH_SEARCH,
+            "training-free: the candidate with the best NASWOT score",
+            kinds=("image", "table"),
         ),
         StrategyInfo(
             "milenas",

@@ -43,6 +43,8 @@ def prepare(estimator, x, y, validation_split, validation_data, sample_weight=No
     weights = check_sample_weight(sample_weight, len(y))
     if estimator._kind == "image":
         estimator.preprocessor_ = Preprocessor.fit_images(x)
+    elif estimator._kind == "text":
+        estimator.preprocessor_ = Preprocessor.fit_text(x)
     else:
         estimator.preprocessor_ = Preprocessor.fit_table(x)
     estimator.head_ = HEADS[estimator._task].fit(y)

@@ -3,9 +3,16 @@
 Each format holds one serving function traced with TensorFlow. It takes raw inputs:
 images as float32 arrays of the shape `fit` saw; a table as float32 columns where
 NaN marks a missing value (filled with the training median inside the model); a
-DataFrame's text columns as strings, matched against the training vocabulary
+DataFrame's categorical columns as strings, matched against the training vocabulary
 inside the model (an unseen value is the out-of-vocabulary category, as in
 `predict`). A table's inputs are named after its columns (see `input_spec`).
+
+Free text (a text model's input, a table's text column) is a string input that the
+model tokenises with TensorFlow's string ops (`keras.layers.TextVectorization`).
+Neither converter carries them: TFLite has no kernel for `StringNGrams` even with
+`SELECT_TF_OPS`, and ONNX has no `StaticRegexReplace`, `StringSplitV2` or
+`StringNGrams`. So text models export to "keras" and "savedmodel" only
+(`check_text_format`).
 
 `table_feed` turns a DataFrame into the dict of numpy arrays these formats take, and
 `load_tflite` runs a TFLite file.
@@ -22,10 +29,12 @@ import warnings
 
 import numpy as np
 
+from automl.data import text as text_mod
 from automl.errors import InputError
 from automl.training.keras_api import patch_tf2onnx
 
 GRAPH_FORMATS = ("savedmodel", "tflite", "onnx")
+TEXT_FORMATS = ("keras", "savedmodel")  # the formats that carry free text
 ONNX_OPSET = 17
 
 
@@ -41,6 +50,31 @@ def check_backend(fmt: str) -> None:
         )
 
 
+def _text_columns(preprocessor) -> list:
+    """The names of a table's free-text columns (["input"] for a text model's input)."""
+    if preprocessor.kind == "text":
+        return ["input"]
+    if preprocessor.kind == "columns":
+        return [c["name"] for c in preprocessor.columns if c["kind"] == "text"]
+    return []
+
+
+def check_text_format(preprocessor, fmt: str) -> None:
+    """Refuse a format that cannot carry free text, for a model that takes some.
+
+    Raises:
+        InputError: `fmt` is "tflite" or "onnx" and the model takes free text.
+    """
+    text = _text_columns(preprocessor)
+    if text and fmt not in TEXT_FORMATS:
+        what = "a text model" if preprocessor.kind == "text" else f"text columns {text}"
+        raise InputError(
+            f"format={fmt!r} cannot carry the tokeniser of {what}: its converter has no "
+            "kernels for TensorFlow's string ops (StringNGrams, StaticRegexReplace). Export "
+            f"text models as one of {list(TEXT_FORMATS)}."
+        )
+
+
 def input_spec(preprocessor) -> dict:
     """{input name: (shape without the batch axis, dtype)} of the exported formats."""
     if preprocessor.kind == "columns":
@@ -48,6 +82,8 @@ def input_spec(preprocessor) -> dict:
             c["input"]: ((1,), "float32" if c["kind"] == "numeric" else "string")
             for c in preprocessor.columns
         }
+    if preprocessor.kind == "text":
+        return {"input": ((1,), "string")}
     return {"input": (tuple(preprocessor.raw_shape), "float32")}
 
 
@@ -73,18 +109,58 @@ def table_feed(preprocessor, frame) -> dict:
     return feed
 
 
+def _tokenisers(preprocessor) -> dict:
+    """{input name: TextVectorization} for the text inputs of a model that takes token
+    ids (one fit without string tensors); {} when it takes strings."""
+    if preprocessor.string_inputs:
+        return {}
+    if preprocessor.kind == "text":
+        length = preprocessor.graph_shape[0]
+        return {"input": text_mod.vectorizer(preprocessor.vocabulary, length, "tokens")}
+    return {
+        c["input"]: text_mod.vectorizer(c["vocabulary"], c["length"], f"tokens_{c['input']}")
+        for c in preprocessor.columns
+        if c["kind"] == "text"
+    }
+
+
+def _with_tokenisers(model, preprocessor):
+    """`model`, or for a model of token ids the model that makes them from strings first."""
+    import keras
+
+    tokenisers = _tokenisers(preprocessor)
+    if not tokenisers:
+        return model
+    if preprocessor.kind == "text":
+        strings = keras.Input(shape=(1,), name="input", dtype="string")
+        return keras.Model(strings, model(tokenisers["input"](strings)))
+    inputs = {
+        name: keras.Input(shape=(1,), name=name, dtype="string")
+        if name in tokenisers
+        else keras.Input(shape=tensor.shape[1:], name=name, dtype=tensor.dtype)
+        for name, tensor in model.input.items()
+    }
+    feed = {name: tokenisers[name](x) if name in tokenisers else x for name, x in inputs.items()}
+    return keras.Model(inputs, model(feed))
+
+
 def _coded(model, preprocessor):
-    """`model` taking text columns as integer codes, its quantile bins computed by
-    comparisons (its other layers shared, not copied)."""
+    """`model` taking categorical columns as integer codes, its quantile bins computed by
+    comparisons, and free text as strings (its other layers shared, not copied)."""
     import keras
 
     if preprocessor.kind != "columns":
-        return model
-    text = {c["input"]: c for c in preprocessor.columns if c["kind"] != "numeric"}
-    inputs = {
-        name: keras.Input(shape=(1,), name=name, dtype="int32" if name in text else "float32")
-        for name in model.input
-    }
+        return _with_tokenisers(model, preprocessor)
+    columns = {c["input"]: c for c in preprocessor.columns}
+
+    def model_input(name):
+        c = columns[name]
+        if c["kind"] == "text" and not preprocessor.string_inputs:  # token ids
+            return keras.Input(shape=(c["length"],), name=name, dtype="int32")
+        dtype = {"numeric": "float32", "text": "string"}.get(c["kind"], "int32")
+        return keras.Input(shape=(1,), name=name, dtype=dtype)
+
+    inputs = {name: model_input(name) for name in model.input}
 
     def clone(layer):
         if isinstance(layer, keras.layers.StringLookup):
@@ -95,7 +171,8 @@ def _coded(model, preprocessor):
             return _bucket_counter()(layer.bin_boundaries, name=layer.name)
         return layer
 
-    return keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    coded = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    return _with_tokenisers(coded, preprocessor)
 
 
 def _bucket_counter():
@@ -118,16 +195,18 @@ def _bucket_counter():
 def serving_function(model, preprocessor, text_codes: bool = False):
     """A `tf.function` from raw inputs (see the module's docstring) to the model's outputs.
 
-    With `text_codes`, text columns come in as int32 codes (1-based vocabulary index,
-    0 for an unseen value) instead of strings.
+    With `text_codes`, categorical columns come in as int32 codes (1-based vocabulary
+    index, 0 for an unseen value) instead of strings. Free text always comes in as
+    strings; a model fit without string tensors gets a tokeniser in front (`_coded`).
     """
     import tensorflow as tf
 
     coded = _coded(model, preprocessor)
     spec = input_spec(preprocessor)
     if text_codes:
+        text = [c["input"] for c in preprocessor.columns if c["kind"] == "text"]
         spec = {
-            k: (shape, "int32" if dtype == "string" else dtype)
+            k: (shape, "int32" if dtype == "string" and k not in text else dtype)
             for k, (shape, dtype) in spec.items()
         }
     signature = {
@@ -145,7 +224,7 @@ def serving_function(model, preprocessor, text_codes: bool = False):
                     out[name] = tf.where(
                         tf.math.is_nan(value), tf.constant(c["fill"], tf.float32), value
                     )
-                elif text_codes:
+                elif c["kind"] == "text" or text_codes:
                     out[name] = value
                 else:  # the code is the 1-based vocabulary index, 0 for an unseen value
                     vocabulary = tf.constant(c["vocabulary"], tf.string)
@@ -254,7 +333,7 @@ def _text_to_codes(proto, preprocessor) -> None:
         return
     graph = proto.graph
     for c in preprocessor.columns:
-        if c["kind"] == "numeric":
+        if c["kind"] != "categorical":
             continue
         name = c["input"]
         (entry,) = [i for i in graph.input if i.name == name]
@@ -318,7 +397,13 @@ def _quiet():
 
 
 def save_graph_format(model, preprocessor, fmt: str, path: str) -> str:
-    """Write `model` as `fmt` (one of `GRAPH_FORMATS`) to `path`, whole or not at all."""
+    """Write `model` as `fmt` (one of `GRAPH_FORMATS`) to `path`, whole or not at all.
+
+    Raises:
+        InputError: not on TensorFlow, or a text model and a format without text
+            (`check_text_format`).
+    """
+    check_text_format(preprocessor, fmt)
     check_backend(fmt)
     writer = {"savedmodel": save_savedmodel, "tflite": save_tflite, "onnx": save_onnx}[fmt]
     folder = os.path.dirname(os.path.abspath(path))

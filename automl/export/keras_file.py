@@ -206,14 +206,16 @@ def load_model(path):
     import keras
 
     import automl.cells  # noqa: F401  (registers the cell layers, if a cell model is loaded)
+    import automl.graph.text_keras  # noqa: F401  (registers the text layers)
 
     preprocessor, target = _read_sidecar(path + SIDECAR)
-    columns = preprocessor is not None and preprocessor.kind == "columns"
-    if columns and preprocessor.string_inputs and keras.backend.backend() != "tensorflow":
+    strings = preprocessor is not None and preprocessor.kind in ("columns", "text")
+    if strings and preprocessor.string_inputs and keras.backend.backend() != "tensorflow":
+        what = "table model" if preprocessor.kind == "columns" else "text model"
         raise InputError(
-            f"The table model {path!r} takes its text columns as strings, which only the "
+            f"The {what} {path!r} takes its text as strings, which only the "
             f"TensorFlow backend has (KERAS_BACKEND={keras.backend.backend()!r}). Predict "
-            "with KERAS_BACKEND=tensorflow, or fit on this backend: its table models "
+            f"with KERAS_BACKEND=tensorflow, or fit on this backend: its {what}s "
             "take text as integer codes that automl makes from the strings."
         )
     try:

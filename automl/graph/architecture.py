@@ -22,7 +22,7 @@ from typing import Any
 
 import networkx as nx
 
-from automl.graph import layers
+from automl.graph import layers, text_layers  # noqa: F401  (registers the text layer types)
 
 FORMAT_VERSION = 1
 

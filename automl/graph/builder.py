@@ -53,7 +53,7 @@ def build_model(
     Args:
         graph: the architecture.
         inputs: Keras input(s) of the model; a fresh `keras.Input` of the graph's
-            input shape when None.
+            input shape when None (int32 for a text graph's token ids).
         x: the tensor the graph starts from (for example `inputs` after
             preprocessing layers); `inputs` when None.
         name: the model's name.
@@ -63,7 +63,8 @@ def build_model(
         `n{id}_{type}`.
     """
     if inputs is None:
-        inputs = keras.Input(shape=graph.input_shape, name="input")
+        tokens = graph.node(graph.input_id).params.get("tokens") is not None
+        inputs = keras.Input(graph.input_shape, dtype="int32" if tokens else None, name="input")
     if x is None:
         x = inputs
     return keras.Model(inputs, apply_graph(graph, x), name=name)

@@ -37,6 +37,18 @@ KEPT = "kept"  # when every input is
 ANY = "any"  # not known from the structure
 
 
+class TokenShape(tuple):
+    """A text input's shape (L,) (equal to the plain tuple) with its vocabulary size `tokens`."""
+
+    def __new__(cls, shape, tokens: int):
+        self = super().__new__(cls, shape)
+        self.tokens = int(tokens)
+        return self
+
+    def __getnewargs__(self):
+        return (tuple(self), self.tokens)
+
+
 class InputAxis(NamedTuple):
     """An axis over input channels in one of a layer's weight arrays."""
 
@@ -75,6 +87,7 @@ class LayerType:
         label_params: (parameter, prefix) pairs that the kernel label shows.
         weights: the layout of the layer's weight arrays.
         keras_class: name of the `keras.layers` class; None for no layer.
+        takes_tokens: the layer takes a token sequence (`TokenShape`); others refuse one.
     """
 
     name: ClassVar[str]
@@ -87,6 +100,7 @@ class LayerType:
     label_params: ClassVar[tuple[tuple[str, str], ...]] = ()
     weights: ClassVar[WeightLayout] = WeightLayout()
     keras_class: ClassVar[str | None] = None
+    takes_tokens: ClassVar[bool] = False
 
     def output_shape(self, params: Params, ins: list[Shape]) -> Shape:
         """Output shape from the inputs' shapes (ValueError if they or `params` do not fit)."""
@@ -95,6 +109,8 @@ class LayerType:
                 raise ValueError("has no inputs.")
             if self.arity == "one" and len(ins) != 1:
                 raise ValueError(f"takes one input. Received: {len(ins)} inputs")
+        if not self.takes_tokens and any(isinstance(s, TokenShape) for s in ins):
+            raise ValueError("cannot take token ids; add a 'bag' or 'embedding' layer first.")
         return self._shape(params, ins)
 
     def _shape(self, params: Params, ins: list[Shape]) -> Shape:
@@ -198,7 +214,7 @@ def _strided(shape: Shape, stride: int, channels: int) -> Shape:
 @register
 class Input(LayerType):
     name = "input"
-    defaults = {"shape": None}
+    defaults = {"shape": None}  # and "tokens": V of a text input, None (left out: same keys)
     arity = "none"
     channels = FIXED
 
@@ -206,7 +222,11 @@ class Input(LayerType):
         shape = tuple(int(s) for s in params["shape"])
         if not shape or any(s <= 0 for s in shape):
             raise ValueError(f"input shape must be positive. Received: shape={shape}")
-        return shape
+        if params.get("tokens") is None:
+            return shape
+        if len(shape) != 1:
+            raise ValueError(f"a token input has shape (L,). Received: shape={shape}")
+        return TokenShape(shape, _positive(params["tokens"], "tokens"))
 
 
 @register

@@ -1,5 +1,5 @@
 """Starting architectures: a small CNN and a ResNet-like CNN for images; a linear model and an
-MLP for tables.
+MLP for tables; bag-of-tokens, embedding and convolutional models for text.
 
 Each seed takes the input shape, the head (units and activation) and a few sizes,
 so a strategy can vary widths and depths without knowing the layer types.
@@ -13,8 +13,11 @@ from automl.graph.architecture import ArchitectureGraph, Node
 class _Chain:
     """Appends nodes one after another; `skip` lets a node take extra inputs."""
 
-    def __init__(self, input_shape):
-        self.nodes = [Node(0, "input", {"shape": list(input_shape)})]
+    def __init__(self, input_shape, tokens: int | None = None):
+        params = {"shape": list(input_shape)}
+        if tokens is not None:  # a text input: token ids < tokens
+            params["tokens"] = int(tokens)
+        self.nodes = [Node(0, "input", params)]
 
     @property
     def last(self) -> int:
@@ -123,4 +126,88 @@ def linear(input_shape, units: int, activation: str = "softmax") -> Architecture
     return chain.head(units, activation, 0.0)
 
 
-SEEDS = {"small_cnn": small_cnn, "resnet_cnn": resnet_cnn, "mlp": mlp, "linear": linear}
+# ---------------------------------------------------------------------- text
+def _text_chain(input_shape, tokens: int | None) -> _Chain:
+    if tokens is None:
+        raise ValueError("A text seed needs `tokens`, the vocabulary size of the token ids.")
+    if len(input_shape) != 1:
+        raise ValueError(f"A text input is a sequence (L,). Received: {tuple(input_shape)}")
+    return _Chain(input_shape, tokens)
+
+
+def bag_linear(
+    input_shape, units: int, activation: str = "softmax", tokens=None, mode: str = "binary"
+) -> ArchitectureGraph:
+    """The output layer on the L2-normalised bag of tokens (binary or sublinear counts):
+    fastText's and TF-IDF + logistic regression's baseline."""
+    chain = _text_chain(input_shape, tokens)
+    chain.add("bag", tokens=int(tokens), mode=mode)
+    return chain.head(units, activation, 0.0)
+
+
+def bag_mlp(
+    input_shape,
+    units: int,
+    activation: str = "softmax",
+    tokens=None,
+    width: int = 64,
+    dropout: float = 0.25,
+    mode: str = "binary",
+) -> ArchitectureGraph:
+    """The bag of tokens, then one dense-ReLU layer, dropout and the output layer."""
+    chain = _text_chain(input_shape, tokens)
+    chain.add("bag", tokens=int(tokens), mode=mode)
+    chain.add("dense", units=width)
+    chain.add("relu")
+    return chain.head(units, activation, dropout)
+
+
+def embed_pool(
+    input_shape,
+    units: int,
+    activation: str = "softmax",
+    tokens=None,
+    width: int = 64,
+    length: int = 256,
+    dropout: float = 0.0,
+) -> ArchitectureGraph:
+    """Embeddings of the first `length` tokens, averaged (fastText-like), then the output."""
+    chain = _text_chain(input_shape, tokens)
+    chain.add("embedding", tokens=int(tokens), units=width, length=min(length, input_shape[0]))
+    chain.add("gap1d")
+    return chain.head(units, activation, dropout)
+
+
+def conv_text(
+    input_shape,
+    units: int,
+    activation: str = "softmax",
+    tokens=None,
+    width: int = 64,
+    filters: int = 64,
+    kernel_size: int = 5,
+    blocks: int = 1,
+    length: int = 256,
+    dropout: float = 0.25,
+) -> ArchitectureGraph:
+    """Embeddings of the first `length` tokens, `blocks` conv1d-ReLU layers, global max
+    pooling over the sequence, dropout and the output layer (Kim's CNN for sentences)."""
+    chain = _text_chain(input_shape, tokens)
+    chain.add("embedding", tokens=int(tokens), units=width, length=min(length, input_shape[0]))
+    for _ in range(blocks):
+        chain.add("conv1d", filters=filters, kernel_size=kernel_size)
+        chain.add("relu")
+    chain.add("gmp1d")
+    return chain.head(units, activation, dropout)
+
+
+SEEDS = {
+    "small_cnn": small_cnn,
+    "resnet_cnn": resnet_cnn,
+    "mlp": mlp,
+    "linear": linear,
+    "bag_linear": bag_linear,
+    "bag_mlp": bag_mlp,
+    "embed_pool": embed_pool,
+    "conv_text": conv_text,
+}

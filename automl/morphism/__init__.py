@@ -1,12 +1,14 @@
 """Auto-Keras network morphism: function-preserving graph operations and weight transfer.
 
-`automl.morphism.operators` works on graphs only (no TensorFlow);
+`automl.morphism.operators` (and `automl.morphism.text` for text graphs) works on
+graphs only (no TensorFlow);
 `automl.morphism.weights.inherit_weights` copies a trained parent's weights into
 a morphed child so that it starts from the parent's function.
 """
 
 from automl.morphism.operators import (
     OPERATIONS,
+    TEXT_OPERATIONS,
     add_skip,
     apply_op,
     apply_ops,
@@ -15,10 +17,12 @@ from automl.morphism.operators import (
     random_children,
     widen,
 )
+from automl.morphism.text import text_branch
 from automl.morphism.weights import inherit_weights
 
 __all__ = [
     "OPERATIONS",
+    "TEXT_OPERATIONS",
     "add_skip",
     "apply_op",
     "apply_ops",
@@ -26,5 +30,6 @@ __all__ = [
     "deepen",
     "inherit_weights",
     "random_children",
+    "text_branch",
     "widen",
 ]

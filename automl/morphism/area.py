@@ -6,12 +6,15 @@ when one layer gets more units. Every tensor in it gets a *channel map*: a list
 passes through a layer is the `channels` role of its type in
 `automl.graph.layers`:
 
-- `PASS` (BN, ReLU, pooling, dropout, global pooling, Add): the map travels
-  unchanged, in both directions (every input of an Add shares its map);
+- `PASS` (BN, ReLU, pooling, dropout, global pooling, also over sequences, Add):
+  the map travels unchanged, in both directions (every input of an Add shares its map);
 - `CONCAT` (Concatenate): the inputs' maps are joined with their channel offsets;
-- `PRODUCE` (conv, dense): the walk ends; a producer whose output is in the
-  area has new units that copy old ones;
-- `FIXED` (input, output, flatten): the channels cannot change.
+- `PRODUCE` (conv, dense, conv1d, embedding): the walk ends; a producer whose
+  output is in the area has new units that copy old ones;
+- `FIXED` (input, output, flatten, bag, attention): the channels cannot change.
+
+Channels are the last axis, so images (H, W, C), sequences (T, C) and flat
+tensors (C,) are handled alike.
 
 A layer whose type `consumes` input channels (conv, dense, output) and whose
 input is in the area is a *consumer*: its weights for a copied channel are

@@ -1,4 +1,5 @@
-"""Network morphisms on `ArchitectureGraph`s: deepen, widen, add-skip, concat-skip.
+"""Network morphisms on `ArchitectureGraph`s: deepen, widen, add-skip, concat-skip, and
+text-branch (`automl.morphism.text`).
 
 Every operator is a pure function: it returns a new graph whose history ends in
 a JSON-able dict that `apply_op` replays exactly, so a sequence of morphisms
@@ -19,9 +20,11 @@ import numpy as np
 
 from automl.graph import layers
 from automl.graph.architecture import ArchitectureGraph, Node
+from automl.morphism import text as text_morphism
 from automl.morphism.area import descendants, effective_area, non_negative, path
 
-OPERATIONS = ("deepen", "widen", "add_skip", "concat_skip")
+OPERATIONS = ("deepen", "widen", "add_skip", "concat_skip")  # on image and table graphs
+TEXT_OPERATIONS = OPERATIONS + ("text_branch",)  # on text graphs
 # what `deepen` may insert: name -> layer types, in order
 DEEPEN_LAYERS: dict[str, tuple[str, ...]] = {
     "conv2d": ("conv2d",),
@@ -32,7 +35,11 @@ DEEPEN_LAYERS: dict[str, tuple[str, ...]] = {
     "dense_block": ("dense", "batchnorm", "relu"),
     "dropout": ("dropout",),
     "residual": ("dense", "relu", "dense", "add"),  # x + dense(relu(dense(x))), zero at first
+    "conv1d": ("conv1d",),  # sequences (T, C)
+    "conv1d_block": ("conv1d", "relu"),
+    "attention": ("attention",),  # x + attention(x), zero at first
 }
+SEQUENCE_LAYERS = ("conv1d", "conv1d_block", "attention")
 KERNEL_SIZES = (1, 3, 5)
 DEFAULT_MAX_MODEL_SIZE = 2**25
 # layer types whose units `widen` can grow
@@ -70,8 +77,13 @@ def deepen_error(
     node = graph.node(after)
     if node.type == "output":
         return "Cannot insert a layer after the output layer."
+    if isinstance(graph.shape(after), layers.TokenShape):
+        return f"Node {after} holds token ids; insert layers after its 'bag' or 'embedding'."
     rank = len(graph.shape(after))
-    if layer.startswith("conv") and rank != 3:
+    if layer in SEQUENCE_LAYERS:
+        if rank != 2:
+            return f"A {layer} layer needs a sequence (T, C); node {after} is {graph.shape(after)}."
+    elif layer.startswith("conv") and rank != 3:
         return f"A conv layer needs an image tensor; node {after} has shape {graph.shape(after)}."
     if (layer.startswith("dense") or layer in ("dropout", "residual")) and rank != 1:
         return (
@@ -80,7 +92,7 @@ def deepen_error(
         )
     if layer.startswith("conv") and kernel_size not in KERNEL_SIZES:
         return f"kernel_size must be one of {KERNEL_SIZES}. Received: kernel_size={kernel_size!r}"
-    if layer in ("relu", "conv_block", "dense_block"):
+    if layer in ("relu", "conv_block", "dense_block", "conv1d_block"):
         nonneg = nonneg if nonneg is not None else non_negative(graph)
         if not nonneg[after]:
             return (
@@ -107,7 +119,9 @@ def deepen(
             channels), "conv_block" (conv2d, BN, ReLU), "batchnorm", "relu",
             "dense", "dense_block" (dense, BN, ReLU), "dropout", or "residual"
             (x + dense(relu(dense(x))) with the last dense zero, so it goes
-            anywhere in the dense part and can add a nonlinearity to a linear model).
+            anywhere in the dense part and can add a nonlinearity to a linear model);
+            after a sequence (T, C): "conv1d", "conv1d_block" (conv1d, ReLU) or
+            "attention" (x + attention(x), its output projection zero).
         kernel_size: kernel size of a conv layer, 1, 3 or 5.
         rate: dropout rate of a dropout layer.
 
@@ -126,6 +140,7 @@ def deepen(
     op: dict[str, Any] = {"op": "deepen", "after": after, "layer": layer}
     params_of = {
         "conv2d": {"filters": width, "kernel_size": kernel_size},
+        "conv1d": {"filters": width, "kernel_size": kernel_size},
         "dense": {"units": width},
     }
     if layer.startswith("conv"):
@@ -162,7 +177,7 @@ def widen(
 
     Args:
         graph: the parent graph.
-        node: id of a conv2d, sep_conv2d or dense node (not the output layer).
+        node: id of a conv2d, sep_conv2d, dense, conv1d or embedding node (not the output).
         width: the new number of units; twice the old one when None.
         copy_from: for each new unit, the old unit it copies; random (with `rng`)
             or round-robin when None.
@@ -300,6 +315,7 @@ _APPLY: dict[str, tuple[Callable[..., ArchitectureGraph], tuple[str, ...]]] = {
     "widen": (widen, ("node", "width", "copy_from")),
     "add_skip": (add_skip, ("start", "end")),
     "concat_skip": (concat_skip, ("start", "end")),
+    "text_branch": (text_morphism.text_branch, ("units", "length")),
 }
 
 
@@ -377,7 +393,9 @@ def random_op(graph: ArchitectureGraph, kind: str, rng: np.random.Generator) -> 
                 end = sorted(ends)[rng.integers(len(ends))]
                 return {"op": kind, "start": start, "end": end}
         return None
-    raise ValueError(f"kind must be one of {OPERATIONS}. Received: kind={kind!r}")
+    if kind == "text_branch":
+        return text_morphism.text_branch_op(graph)
+    raise ValueError(f"kind must be one of {TEXT_OPERATIONS}. Received: kind={kind!r}")
 
 
 def random_children(
@@ -403,7 +421,7 @@ def random_children(
     """
     children: list[ArchitectureGraph] = []
     seen: set[str] = set()
-    kinds = list(OPERATIONS)
+    kinds = list(TEXT_OPERATIONS if text_morphism.is_text(graph) else OPERATIONS)
     for _ in range(n):
         op = None
         available = list(kinds)

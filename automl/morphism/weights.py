@@ -16,6 +16,8 @@ replays the operations on them one by one, and sets the child's layers:
   `WeightLayout` in `automl.graph.layers`.
 - add-skip: a zero 1x1 conv; concat-skip: a 1x1 conv that is the identity on
   the original channels and zero on the skip channels.
+- text-branch: a small random embedding (`LayerType.initial_weights`); the output
+  layer's kernel gets zero rows for the pooled embeddings it now also takes.
 
 Keras is imported only inside `inherit_weights`.
 """
@@ -144,6 +146,11 @@ class _Transfer:
             arrays = layers.get(node.type).initial_weights(node.params, cin, keep)
             # noise on the kernels only (biases and BatchNorm statistics stay exact)
             w[node_id] = [a + self.noise(a.shape) if a.ndim > 1 else a for a in arrays]
+        if op["op"] == "text_branch":  # the output layer: zero rows for the new channels
+            kernel, *rest = w[child.output_id]
+            extra = child.shape(child.node(child.output_id).inputs[0])[-1] - kernel.shape[0]
+            zeros = np.zeros((extra, kernel.shape[1]), kernel.dtype)
+            w[child.output_id] = [np.concatenate([kernel, zeros]), *rest]
 
     def widen(self, graph: ArchitectureGraph, op: dict, w: Weights) -> None:
         old = graph.node(op["node"]).width

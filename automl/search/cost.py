@@ -96,13 +96,25 @@ def multiply_adds(graph: ArchitectureGraph) -> int:
 
     A layer's weights are applied once per output position: for a node whose output
     is a feature map (H, W, C) that is its parameter count times H * W (exact for
-    convolutions, close for batch normalisation), otherwise its parameter count.
+    convolutions, close for batch normalisation), for a sequence (T, C) its parameter
+    count times T, otherwise its parameter count. Text layers count their work: a bag
+    one per token (L), an embedding one lookup per output value (T * units), an
+    attention layer its projections and attention weights (4 T C^2 + 2 T^2 C).
     """
     total = 0
     for node_id in graph.order:
-        params = graph.node_params(node_id)
+        node = graph.node(node_id)
         shape = graph.shape(node_id)
-        total += params * (shape[0] * shape[1] if len(shape) == 3 else 1)
+        if node.type == "bag":
+            total += graph.shape(node.inputs[0])[0]
+        elif node.type == "embedding":
+            total += math.prod(shape)
+        elif node.type == "attention":
+            steps, channels = shape
+            total += 4 * steps * channels * channels + 2 * steps * steps * channels
+        else:
+            positions = math.prod(shape[:-1]) if len(shape) in (2, 3) else 1
+            total += graph.node_params(node_id) * positions
     return int(total)
 
 

@@ -29,6 +29,18 @@ _IMAGE_CHOICES = {
 _TABLE_CHOICES = {
     "mlp": {"width": [32, 64, 128, 256], "layers": [1, 2, 3], "dropout": [0.0, 0.1, 0.25, 0.5]},
 }
+_TEXT_CHOICES = {
+    "bag_mlp": {"width": [32, 64, 128], "dropout": [0.0, 0.25, 0.5]},
+    "embed_pool": {"width": [32, 64, 128], "length": [128, 256, 512]},
+    "conv_text": {
+        "width": [32, 64],
+        "filters": [64, 128],
+        "kernel_size": [3, 5],
+        "blocks": [1, 2],
+        "length": [128, 256, 512],
+        "dropout": [0.25, 0.5],
+    },
+}
 # Default parameter cap: models that train in seconds to minutes on a CPU.
 # Auto-Keras used 2**25 on a GPU; pass max_model_size to go bigger.
 DEFAULT_MAX_MODEL_SIZE = 2**19
@@ -43,13 +55,28 @@ def table_size_cap(rows: int) -> int:
     return int(min(DEFAULT_MAX_MODEL_SIZE, max(2**13, 50 * rows)))
 
 
+def text_size_cap(tokens: int) -> int:
+    """The default parameter cap for text: 160 per vocabulary token, from 2**19 to 2**24.
+
+    A text model's size is mostly its vocabulary (a bag of tokens into the output,
+    an embedding table), so the cap grows with it.
+    """
+    return int(min(2**24, max(DEFAULT_MAX_MODEL_SIZE, 160 * tokens)))
+
+
 _DEFAULTS = {
     "small_cnn": {"width": 32, "blocks": 2, "convs_per_block": 2, "dropout": 0.25},
     "linear": {},
     "mlp": {"width": 64, "layers": 2, "dropout": 0.1},
+    "bag_linear": {},
+    "embed_pool": {"width": 64, "length": 256},
 }
 # what a search tries first, in order: for tables, the simplest model that can win
-_INITIAL = {"image": ("small_cnn",), "table": ("linear", "mlp")}
+_INITIAL = {
+    "image": ("small_cnn",),
+    "table": ("linear", "mlp"),
+    "text": ("bag_linear", "embed_pool"),
+}
 
 
 class MorphismSpace:
@@ -63,7 +90,9 @@ class MorphismSpace:
         units: size of the output layer.
         activation: activation of the output layer ("softmax" or "linear").
         max_model_size: largest parameter count a candidate may have
-            (None: `DEFAULT_MAX_MODEL_SIZE`).
+            (None: `DEFAULT_MAX_MODEL_SIZE`, or `text_size_cap` for text).
+        tokens: for text, the number of token ids the input holds (the graph's
+            input is then a token sequence of shape (length,)).
     """
 
     def __init__(
@@ -72,23 +101,32 @@ class MorphismSpace:
         units: int,
         activation: str = "softmax",
         max_model_size: int | None = None,
+        tokens: int | None = None,
     ):
         self.input_shape = tuple(input_shape)
         self.units = units
         self.activation = activation
-        self.max_model_size = max_model_size or DEFAULT_MAX_MODEL_SIZE
-        self.kind = "image" if len(self.input_shape) == 3 else "table"
-        self.choices = _IMAGE_CHOICES if self.kind == "image" else _TABLE_CHOICES
+        self.tokens = tokens
+        if tokens:
+            self.kind, self.choices = "text", _TEXT_CHOICES
+            self.max_model_size = max_model_size or text_size_cap(tokens)
+        else:
+            self.kind = "image" if len(self.input_shape) == 3 else "table"
+            self.choices = _IMAGE_CHOICES if self.kind == "image" else _TABLE_CHOICES
+            self.max_model_size = max_model_size or DEFAULT_MAX_MODEL_SIZE
         self.screen = None  # graphs -> training-free scores; the search engine sets it
 
     def _build(self, family: str, sizes: dict) -> ArchitectureGraph:
+        if self.tokens:
+            sizes = {**sizes, "tokens": self.tokens}
         return seeds.SEEDS[family](self.input_shape, self.units, self.activation, **sizes)
 
     def _fits(self, graph: ArchitectureGraph) -> bool:
         return graph.count_params() <= self.max_model_size
 
     def initial(self) -> list[ArchitectureGraph]:
-        """Default architectures tried before any random one (for tables: linear, then an MLP)."""
+        """Default architectures tried before any random one (for tables: linear, then an
+        MLP; for text: a bag of words and bigrams into the output, then an embedding)."""
         graphs = [self._build(family, _DEFAULTS[family]) for family in _INITIAL[self.kind]]
         return [graph for graph in graphs if self._fits(graph)]
 
