@@ -62,7 +62,17 @@ def test_text_classifier_learns_and_starts_from_a_bag_of_words(fitted, reviews):
     assert sorted(node.type for node in graph.nodes.values()) == ["bag", "input", "output"]
 
 
+def test_the_exported_model_predicts_as_the_estimator_on_this_backend(fitted, reviews, tmp_path):
+    from automl.export import load_model, predict_with
+
+    _, (x_test, _) = reviews
+    path = fitted.export_model(path=tmp_path / "model.keras")
+    labels = predict_with(*load_model(path), list(x_test[:30]))
+    assert list(labels) == list(fitted.predict(list(x_test[:30])))
+
+
 def test_a_text_model_predicts_from_raw_strings_in_a_fresh_process(fitted, reviews, tmp_path):
+    pytest.importorskip("tensorflow")
     _, (x_test, _) = reviews
     path = fitted.export_model(path=tmp_path / "model.keras")
     expected = fitted.predict_proba(list(x_test[:20]))
@@ -73,7 +83,7 @@ import automl
 model = keras.models.load_model({str(path)!r})
 texts = np.load({str(tmp_path / "texts.npy")!r})
 out = model.predict(tf.constant(texts[:, None]), verbose=0)
-from automl.export.keras_file import load_model, predict_with
+from automl.export import load_model, predict_with
 loaded, pre, target = load_model({str(path)!r})
 labels = predict_with(loaded, pre, target, list(texts))
 print(json.dumps({{"out": out.tolist(), "labels": list(map(str, labels))}}))
