@@ -117,11 +117,15 @@ class GraphSearch(SearchBackend):
     def build(self, graph: ArchitectureGraph):
         """The compiled model of one graph: preprocessing, graph, head.
 
-        A linear model (no hidden layer) trains at the settings' `linear_learning_rate`:
-        it converges several times faster than at `learning_rate`, to the same score.
+        A linear model (no hidden layer) trains at the settings' `linear_learning_rate`
+        (`bag_learning_rate` on a bag of tokens): it converges several times faster than
+        at `learning_rate`, to the same score.
         """
-        linear = all(graph.node(i).type in _NO_HIDDEN for i in graph.order)
-        rate = self.settings.linear_learning_rate if linear else self.settings.learning_rate
+        types = {graph.node(i).type for i in graph.order}
+        rate = self.settings.learning_rate
+        if types <= set(_NO_HIDDEN):
+            linear = self.settings
+            rate = linear.bag_learning_rate if "bag" in types else linear.linear_learning_rate
         return self.context.assemble([graph_candidate("", 0.0, graph)], learning_rate=rate)
 
     def search(self, train: tuple, val: tuple) -> None:

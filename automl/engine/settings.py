@@ -29,6 +29,8 @@ class SearchSettings:
         learning_rate: Adam's learning rate for a trial with hidden layers.
         linear_learning_rate: the learning rate of a linear trial (no hidden layer):
             it converges several times faster than at `learning_rate`, to the same score.
+        bag_learning_rate: the learning rate of a linear model on a bag of tokens (text):
+            its inputs are L2-normalised over thousands of tokens, so it takes larger steps.
         widen_mode: where a widen's new units start ("zero": copies of old units with
             zero outgoing weights, so the function is kept exactly and they learn
             apart; "split": exact copies that share the outgoing weights).
@@ -61,6 +63,7 @@ class SearchSettings:
 
     learning_rate: float = 1e-3
     linear_learning_rate: float = 1e-2
+    bag_learning_rate: float = 3e-2
     widen_mode: str = "zero"
     widen_noise: float = 1.0
     bayesian_n_initial: int = 2
