@@ -128,3 +128,20 @@ def test_text_folder(tmp_path):
         read_text_folder(empty)
     with pytest.raises(InputError, match="is not a folder"):
         read_text_folder(tmp_path / "missing")
+
+
+def test_idf_points_interpolate_a_zipf_vocabulary():
+    from automl.graph.text_keras import idf_weights
+
+    ranks = np.arange(1, 20_001)
+    frequencies = np.maximum(2, (5_000 / ranks**0.9).astype(int)).tolist()
+    points = text.idf_knots(frequencies, 10_000)
+    assert len(points) <= 32 + 2 * 32 + 2
+    exact = np.log((1 + 10_000) / (1 + np.asarray(frequencies, dtype=float))) + 1
+    weights = idf_weights(len(frequencies) + 2, points)
+    assert weights[0] == 0 and weights[1] == 1
+    assert np.abs(weights[2:] - exact).max() < 0.1 * exact.min()
+    tail = np.asarray(frequencies) <= 32  # ranges of equal frequency: exact
+    np.testing.assert_allclose(weights[2:][tail], exact[tail], rtol=1e-5)
+    _, _, points = text.fit_vocabulary(["a b c", "a b", "a"] * 6, idf=True)
+    assert [p[0] for p in points][:1] == [0] and points[0][1] < points[-1][1]

@@ -46,12 +46,14 @@ def tokens(rng, n: int = 6) -> np.ndarray:
     return x.astype("int32")
 
 
-def bag_reference(x: np.ndarray, mode: str, vocab: int = V) -> np.ndarray:
+def bag_reference(x: np.ndarray, mode: str, vocab: int = V, idf=None) -> np.ndarray:
     counts = np.zeros((len(x), vocab))
     for row, ids in zip(counts, x, strict=True):
         np.add.at(row, np.where(ids >= vocab, 1, ids), 1.0)
     counts[:, 0] = 0.0
     values = np.minimum(counts, 1.0) if mode == "binary" else np.log1p(counts)
+    if idf is not None:
+        values = values * idf
     norm = np.sqrt(np.maximum((values**2).sum(1, keepdims=True), 1e-12))
     return values / norm
 
@@ -147,6 +149,10 @@ def test_token_ids_go_only_into_bag_or_embedding():
     for layer in ("dense", "dense_block", "residual", "batchnorm", "relu", "dropout", "conv1d"):
         assert "token ids" in deepen_error(graph, 0, layer)
     assert deepen_error(graph, 0, "attention") is not None
+    bag = next(i for i in graph.order if graph.node(i).type == "bag")
+    for layer in ("relu", "batchnorm"):  # the identity forever after a bag: a wasted trial
+        assert "would change nothing" in deepen_error(graph, bag, layer)
+    assert deepen_error(graph, bag, "dropout") is None
     with pytest.raises(ValueError, match="sequence"):
         layers.get("gap1d").output_shape({}, [(4,)])
     with pytest.raises(ValueError, match="mode must be"):
@@ -179,6 +185,22 @@ def test_bag_matches_numpy(mode, rng):
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert not got[0].any() and not got[:, 0].any()
     np.testing.assert_allclose(np.linalg.norm(got[1:], axis=1), 1.0, atol=1e-6)
+
+
+def test_bag_weighs_tokens_by_their_idf(rng):
+    from automl.data.text import idf_knots
+    from automl.graph.text_keras import BagOfTokens
+
+    frequencies = sorted(rng.integers(2, 40, V - 2).tolist(), reverse=True)  # by rank
+    exact = np.log((1 + 50) / (1 + np.asarray(frequencies, dtype=float))) + 1
+    weights = np.concatenate([[0.0, 1.0], exact])  # padding, out of the vocabulary, tokens
+    x = tokens(rng, 8)
+    layer = BagOfTokens(V, "sublinear", idf=idf_knots(frequencies, 50))
+    np.testing.assert_allclose(
+        np.asarray(layer(x)), bag_reference(x, "sublinear", idf=weights), atol=1e-5
+    )
+    again = BagOfTokens.from_config(layer.get_config())
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(layer(x)), atol=1e-7)
 
 
 def test_attention_starts_as_the_identity_and_counts_like_keras(rng):
@@ -361,7 +383,7 @@ def test_graph_kernels_read_text_graphs():
     graphs += [deepen(graphs[3], 1, "attention"), text_branch(graphs[0])]
     labels = set(as_labelled(deepen(graphs[3], 1, "attention")).labels)
     assert {"embedding_l12", "conv1d_k3", "gmp1d", "attention_h2"} <= labels
-    assert "bag_binary" in as_labelled(graphs[0]).labels
+    assert "bag_sublinear" in as_labelled(graphs[0]).labels
     for kernel in (WLKernel(), EditDistanceKernel()):
         gram = kernel(graphs)
         assert gram.shape == (6, 6) and np.isfinite(gram).all()

@@ -57,6 +57,7 @@ class Preprocessor:
     # vocabulary (0: not in it) on backends without string tensors.
     string_inputs: bool = True
     vocabulary: list = field(default_factory=list)  # for "text": words and bigrams
+    idf: list = field(default_factory=list)  # for "text": (rank, idf) points, `text.idf_knots`
 
     @property
     def tokens(self) -> int | None:
@@ -106,7 +107,7 @@ class Preprocessor:
         """
         texts = text_mod.check_texts(x)
         text_mod.check_training_texts(texts)
-        vocabulary, length = text_mod.fit_vocabulary(texts)
+        vocabulary, length, idf = text_mod.fit_vocabulary(texts, idf=True)
         import keras
 
         return cls(
@@ -114,6 +115,7 @@ class Preprocessor:
             [],
             [length],
             vocabulary=vocabulary,
+            idf=idf,
             string_inputs=keras.backend.backend() == "tensorflow",
         )
 

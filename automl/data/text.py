@@ -113,9 +113,9 @@ def check_training_texts(texts: np.ndarray) -> None:
 
 
 def fit_vocabulary(
-    texts, max_tokens: int = MAX_TOKENS, min_count: int = MIN_COUNT
-) -> tuple[list[str], int]:
-    """(vocabulary, sequence length) of the training texts.
+    texts, max_tokens: int = MAX_TOKENS, min_count: int = MIN_COUNT, idf: bool = False
+) -> tuple:
+    """(vocabulary, sequence length) of the training texts; with `idf`, also `idf_knots`.
 
     The vocabulary holds the words and bigrams found in at least `min_count` texts (all
     of them when that leaves fewer than 16), the `max_tokens` most frequent first; the
@@ -133,7 +133,32 @@ def fit_vocabulary(
     if len(kept) < 16:
         kept = [token for token, _ in ranked]
     length = int(np.ceil(np.percentile(lengths, LENGTH_PERCENTILE))) if lengths else MIN_LENGTH
-    return kept[:max_tokens], int(min(max(length, MIN_LENGTH), MAX_LENGTH))
+    length = int(min(max(length, MIN_LENGTH), MAX_LENGTH))
+    kept = kept[:max_tokens]
+    if not idf:
+        return kept, length
+    return kept, length, idf_knots([counts[token] for token in kept], len(lengths))
+
+
+def idf_knots(frequencies: list[int], texts: int, knots: int = 32) -> list[list[float]]:
+    """The inverse document frequencies of a vocabulary (sorted by frequency) as a few
+    (rank, idf) points that `automl.graph.text_keras.idf_weights` interpolates.
+
+    idf = ln((1 + texts) / (1 + frequency)) + 1 (scikit-learn's smooth idf). It rises
+    with the rank; the points are log-spaced ranks plus the first and last rank of each
+    frequency up to 32 (the long tail, where whole ranges of tokens share one), so the
+    interpolation is exact in the tail and close at the head.
+    """
+    if not frequencies:
+        return []
+    frequency = np.asarray(frequencies, dtype="float64")
+    ranks = set(np.unique(np.geomspace(1, len(frequency), knots).astype(int) - 1).tolist())
+    for value in np.unique(frequency[frequency <= 32]):
+        where = np.flatnonzero(frequency == value)
+        ranks.update((int(where[0]), int(where[-1])))
+    ranks = sorted(ranks | {0, len(frequency) - 1})
+    idf = np.log((1 + texts) / (1 + frequency[ranks])) + 1
+    return [[int(r), round(float(v), 6)] for r, v in zip(ranks, idf)]
 
 
 def encode(texts, vocabulary: list[str], length: int) -> np.ndarray:

@@ -82,6 +82,7 @@ class GraphSearch(SearchBackend):
             head.activation,
             max_model_size=context.max_model_size,
             tokens=context.preprocessor.tokens,
+            idf=context.preprocessor.idf,
         )
         self.oracle = StrategyOracle(
             strategy,

@@ -136,12 +136,17 @@ def _text_chain(input_shape, tokens: int | None) -> _Chain:
 
 
 def bag_linear(
-    input_shape, units: int, activation: str = "softmax", tokens=None, mode: str = "binary"
+    input_shape,
+    units: int,
+    activation: str = "softmax",
+    tokens=None,
+    mode: str = "sublinear",
+    idf=None,
 ) -> ArchitectureGraph:
-    """The output layer on the L2-normalised bag of tokens (binary or sublinear counts):
-    fastText's and TF-IDF + logistic regression's baseline."""
+    """The output layer on the L2-normalised bag of tokens (binary or sublinear counts,
+    weighted by `idf` when given): TF-IDF + logistic regression, the text baseline."""
     chain = _text_chain(input_shape, tokens)
-    chain.add("bag", tokens=int(tokens), mode=mode)
+    chain.add("bag", tokens=int(tokens), mode=mode, idf=idf)
     return chain.head(units, activation, 0.0)
 
 
@@ -152,11 +157,12 @@ def bag_mlp(
     tokens=None,
     width: int = 64,
     dropout: float = 0.25,
-    mode: str = "binary",
+    mode: str = "sublinear",
+    idf=None,
 ) -> ArchitectureGraph:
     """The bag of tokens, then one dense-ReLU layer, dropout and the output layer."""
     chain = _text_chain(input_shape, tokens)
-    chain.add("bag", tokens=int(tokens), mode=mode)
+    chain.add("bag", tokens=int(tokens), mode=mode, idf=idf)
     chain.add("dense", units=width)
     chain.add("relu")
     return chain.head(units, activation, dropout)
@@ -170,8 +176,10 @@ def embed_pool(
     width: int = 64,
     length: int = 256,
     dropout: float = 0.0,
+    idf=None,
 ) -> ArchitectureGraph:
-    """Embeddings of the first `length` tokens, averaged (fastText-like), then the output."""
+    """Embeddings of the first `length` tokens, averaged (fastText-like), then the output.
+    (`idf` is taken, and not used, as by every text seed.)"""
     chain = _text_chain(input_shape, tokens)
     chain.add("embedding", tokens=int(tokens), units=width, length=min(length, input_shape[0]))
     chain.add("gap1d")
@@ -189,9 +197,11 @@ def conv_text(
     blocks: int = 1,
     length: int = 256,
     dropout: float = 0.25,
+    idf=None,
 ) -> ArchitectureGraph:
     """Embeddings of the first `length` tokens, `blocks` conv1d-ReLU layers, global max
-    pooling over the sequence, dropout and the output layer (Kim's CNN for sentences)."""
+    pooling over the sequence, dropout and the output layer (Kim's CNN for sentences).
+    (`idf` is taken, and not used, as by every text seed.)"""
     chain = _text_chain(input_shape, tokens)
     chain.add("embedding", tokens=int(tokens), units=width, length=min(length, input_shape[0]))
     for _ in range(blocks):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 EPSILON = 1e-12  # an all-padding row of a bag has norm 0 and stays zero
@@ -24,26 +25,40 @@ def _ids(x, tokens: int):
     return ops.maximum(ids, 0)
 
 
+def idf_weights(tokens: int, idf) -> np.ndarray:
+    """The weight of each token id: 0 for padding, 1 out of the vocabulary, and the
+    vocabulary's idf interpolated from its (rank, idf) points (`automl.data.text.idf_knots`)."""
+    weights = np.ones(tokens, dtype="float32")
+    weights[0] = 0.0
+    if tokens > 2:
+        ranks, values = np.asarray(idf, dtype="float64").T
+        weights[2:] = np.interp(np.arange(tokens - 2), ranks, values)
+    return weights
+
+
 @keras.saving.register_keras_serializable(package="automl")
 class BagOfTokens(keras.layers.Layer):
-    """Per-document counts of each token id, binary or sublinear, L2-normalised.
+    """Per-document counts of each token id, binary or sublinear, idf-weighted, L2-normalised.
 
     (B, L) token ids -> (B, tokens): column c holds min(count of c, 1) ("binary") or
-    log(1 + count of c) ("sublinear"), the padding id 0 never counted, then each row
-    divided by its Euclidean norm. The counts are one segment sum over row * tokens + id,
+    log(1 + count of c) ("sublinear"), the padding id 0 never counted, times c's idf
+    when `idf` points are given (TF-IDF), then each row divided by its Euclidean norm. The counts are one segment sum over row * tokens + id,
     so no (B, L, tokens) one-hot tensor is made.
 
     Args:
         tokens: the vocabulary size V.
         mode: "binary" or "sublinear".
+        idf: (rank, idf) points of the vocabulary (`automl.data.text.idf_knots`), or None.
     """
 
-    def __init__(self, tokens: int, mode: str = "binary", **kwargs):
+    def __init__(self, tokens: int, mode: str = "binary", idf=None, **kwargs):
         super().__init__(**kwargs)
         if mode not in ("binary", "sublinear"):
             raise ValueError(f"mode must be 'binary' or 'sublinear'. Received: {mode!r}")
         self.tokens = int(tokens)
         self.mode = mode
+        self.idf = [list(point) for point in idf] if idf else None
+        self._weights = idf_weights(self.tokens, self.idf) if self.idf else None
 
     def call(self, inputs):
         ids = _ids(inputs, self.tokens)
@@ -54,6 +69,8 @@ class BagOfTokens(keras.layers.Layer):
         counts = ops.segment_sum(ones, segments, num_segments=batch * self.tokens)
         counts = ops.reshape(counts, (-1, self.tokens))
         values = ops.minimum(counts, 1.0) if self.mode == "binary" else ops.log1p(counts)
+        if self._weights is not None:  # TF-IDF: each token weighted by its idf
+            values = values * ops.convert_to_tensor(self._weights, dtype=self.compute_dtype)
         norm = ops.sqrt(ops.maximum(ops.sum(values * values, axis=-1, keepdims=True), EPSILON))
         return values / norm
 
@@ -61,7 +78,8 @@ class BagOfTokens(keras.layers.Layer):
         return (input_shape[0], self.tokens)
 
     def get_config(self):
-        return {**super().get_config(), "tokens": self.tokens, "mode": self.mode}
+        config = {"tokens": self.tokens, "mode": self.mode, "idf": self.idf}
+        return {**super().get_config(), **config}
 
 
 @keras.saving.register_keras_serializable(package="automl")

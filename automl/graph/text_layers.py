@@ -71,7 +71,7 @@ class _TextKeras(LayerType):
 @register
 class Bag(_TextKeras):
     name = "bag"
-    defaults = {"tokens": None, "mode": "binary"}
+    defaults = {"tokens": None, "mode": "binary", "idf": None}
     channels = FIXED
     sign = NON_NEGATIVE
     label_params = (("mode", ""),)
@@ -85,7 +85,7 @@ class Bag(_TextKeras):
         return (_positive(params["tokens"], "tokens"),)
 
     def keras_kwargs(self, params: Params) -> Params:
-        return {"tokens": params["tokens"], "mode": params["mode"]}
+        return {"tokens": params["tokens"], "mode": params["mode"], "idf": params["idf"]}
 
 
 @register

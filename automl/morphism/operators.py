@@ -79,6 +79,8 @@ def deepen_error(
         return "Cannot insert a layer after the output layer."
     if isinstance(graph.shape(after), layers.TokenShape):
         return f"Node {after} holds token ids; insert layers after its 'bag' or 'embedding'."
+    if node.type == "bag" and layer in ("relu", "batchnorm"):  # always the identity there
+        return f"A {layer} layer after a bag of tokens (node {after}) would change nothing."
     rank = len(graph.shape(after))
     if layer in SEQUENCE_LAYERS:
         if rank != 2:

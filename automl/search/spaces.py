@@ -93,6 +93,7 @@ class MorphismSpace:
             (None: `DEFAULT_MAX_MODEL_SIZE`, or `text_size_cap` for text).
         tokens: for text, the number of token ids the input holds (the graph's
             input is then a token sequence of shape (length,)).
+        idf: for text, the vocabulary's (rank, idf) points, which bags of tokens weigh by.
     """
 
     def __init__(
@@ -102,11 +103,12 @@ class MorphismSpace:
         activation: str = "softmax",
         max_model_size: int | None = None,
         tokens: int | None = None,
+        idf: list | None = None,
     ):
         self.input_shape = tuple(input_shape)
         self.units = units
         self.activation = activation
-        self.tokens = tokens
+        self.tokens, self.idf = tokens, idf or None
         if tokens:
             self.kind, self.choices = "text", _TEXT_CHOICES
             self.max_model_size = max_model_size or text_size_cap(tokens)
@@ -118,7 +120,7 @@ class MorphismSpace:
 
     def _build(self, family: str, sizes: dict) -> ArchitectureGraph:
         if self.tokens:
-            sizes = {**sizes, "tokens": self.tokens}
+            sizes = {**sizes, "tokens": self.tokens, "idf": self.idf}
         return seeds.SEEDS[family](self.input_shape, self.units, self.activation, **sizes)
 
     def _fits(self, graph: ArchitectureGraph) -> bool:
