@@ -69,13 +69,12 @@ _DEFAULTS = {
     "linear": {},
     "mlp": {"width": 64, "layers": 2, "dropout": 0.1},
     "bag_linear": {},
-    "embed_pool": {"width": 64, "length": 256},
 }
 # what a search tries first, in order: for tables, the simplest model that can win
 _INITIAL = {
     "image": ("small_cnn",),
     "table": ("linear", "mlp"),
-    "text": ("bag_linear", "embed_pool"),
+    "text": ("bag_linear",),
 }
 
 
@@ -128,7 +127,7 @@ class MorphismSpace:
 
     def initial(self) -> list[ArchitectureGraph]:
         """Default architectures tried before any random one (for tables: linear, then an
-        MLP; for text: a bag of words and bigrams into the output, then an embedding)."""
+        MLP; for text: TF-IDF of words and bigrams into the output)."""
         graphs = [self._build(family, _DEFAULTS[family]) for family in _INITIAL[self.kind]]
         return [graph for graph in graphs if self._fits(graph)]
 
