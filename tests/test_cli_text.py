@@ -5,10 +5,13 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from test_text_tables import reviews, sentences
 
 from automl.cli import commands as cli
 from automl.data import datasets
+
+pytestmark = pytest.mark.slow  # five command-line fits
 
 FAST = ["--max-trials", "1", "--epochs", "1", "--time-limit", "2m", "--quiet", "--seed", "0"]
 

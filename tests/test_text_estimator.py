@@ -71,6 +71,7 @@ def test_the_exported_model_predicts_as_the_estimator_on_this_backend(fitted, re
     assert list(labels) == list(fitted.predict(list(x_test[:30])))
 
 
+@pytest.mark.slow
 def test_a_text_model_predicts_from_raw_strings_in_a_fresh_process(fitted, reviews, tmp_path):
     pytest.importorskip("tensorflow")
     _, (x_test, _) = reviews
