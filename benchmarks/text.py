@@ -53,6 +53,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from automl.project.files import write_json  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETS = ("20newsgroups", "reuters_r8", "tweets")
 PUBLISHED = {"20newsgroups": 0.8466, "reuters_r8": 0.9635, "tweets": 0.9294}
@@ -396,14 +398,6 @@ def results(runs: list[dict], baselines: dict, autokeras: dict, lib: str) -> dic
     }
 
 
-def write(path: str, result: dict) -> None:
-    """Write `result` to `path` atomically, so that a kill leaves the previous version."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="folder of the sets (default: $AUTOML_TEXT_DATA)")
@@ -448,7 +442,7 @@ def main(argv=None) -> dict:
 
     def save():
         if args.json:
-            write(args.json, results(runs, baselines, autokeras, lib))
+            write_json(args.json, results(runs, baselines, autokeras, lib), indent=1)
 
     for name in sets:
         if name in baselines and "error" not in baselines[name]:
