@@ -92,7 +92,11 @@ def morph(graph: ArchitectureGraph, rng, steps: int) -> ArchitectureGraph:
     return graph
 
 
-def assert_function_preserved(parent_graph, child_graph, rng, parent_model=None):
+def assert_function_preserved(
+    parent_graph, child_graph, rng, parent_model=None, inputs=None, atol=1e-4
+):
+    """The child, given its parent's weights, computes the parent's function on random
+    inputs (`inputs(rng)`, or normal floats of the input shape)."""
     from automl.graph.builder import build_model
     from automl.morphism.weights import inherit_weights
 
@@ -101,11 +105,14 @@ def assert_function_preserved(parent_graph, child_graph, rng, parent_model=None)
         randomize(parent_model, rng)
     child_model = build_model(child_graph)
     inherit_weights(parent_model, parent_graph, child_model, child_graph)
-    x = rng.normal(size=(4, *parent_graph.input_shape)).astype("float32")
+    if inputs is None:
+        x = rng.normal(size=(4, *parent_graph.input_shape)).astype("float32")
+    else:
+        x = inputs(rng)
     expected = np.asarray(parent_model(x, training=False))
     got = np.asarray(child_model(x, training=False))
     assert np.std(expected) > 1e-3  # the comparison is not trivial
-    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(got, expected, atol=atol, rtol=0)
     assert child_model.count_params() == child_graph.count_params()
     return child_model
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import test_morphism as morphism_tests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,36 +59,10 @@ def bag_reference(x: np.ndarray, mode: str, vocab: int = V, idf=None) -> np.ndar
     return values / norm
 
 
-def randomize(model, rng) -> None:
-    from automl.graph.builder import graph_layers
-
-    for layer in graph_layers(model).values():
-        arrays = layer.get_weights()
-        if type(layer).__name__ == "BatchNormalization":
-            c = arrays[0].shape[0]
-            arrays = [rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c)]
-            arrays += [rng.normal(0, 0.3, c), rng.uniform(0.5, 2.0, c)]
-        else:
-            arrays = [rng.normal(0, 0.5, a.shape) for a in arrays]
-        layer.set_weights([a.astype("float32") for a in arrays])
-
-
 def assert_function_preserved(parent_graph, child_graph, rng, parent_model=None):
-    from automl.graph.builder import build_model
-    from automl.morphism.weights import inherit_weights
-
-    if parent_model is None:
-        parent_model = build_model(parent_graph)
-        randomize(parent_model, rng)
-    child_model = build_model(child_graph)
-    inherit_weights(parent_model, parent_graph, child_model, child_graph)
-    x = tokens(rng)
-    expected = np.asarray(parent_model(x, training=False))
-    got = np.asarray(child_model(x, training=False))
-    assert np.std(expected) > 1e-3  # the comparison is not trivial
-    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
-    assert child_model.count_params() == child_graph.count_params()
-    return child_model
+    return morphism_tests.assert_function_preserved(
+        parent_graph, child_graph, rng, parent_model, inputs=tokens, atol=1e-5
+    )
 
 
 # ---------------------------------------------------------------------- graphs and seeds
@@ -236,7 +211,7 @@ def test_saved_text_model_loads_after_import_automl(tmp_path, rng):
     graph = deepen(graph, graph.next_id - 3, "attention")  # after the embedding
     assert {"bag", "embedding", "attention"} <= {n.type for n in graph.nodes.values()}
     model = build_model(graph)
-    randomize(model, rng)
+    morphism_tests.randomize(model, rng)
     model.save(tmp_path / "text.keras")
     x = tokens(rng)
     np.save(tmp_path / "x.npy", x)
