@@ -17,7 +17,10 @@ was before them ("before") to the default ("after"):
 - `+time`: no trial trains for more than a third of the search's time;
 - `+loss`: early stopping on the validation loss (before: on the validation accuracy);
 - `after`: all of them, and widened copies that start with zero outgoing weights
-  and noisy incoming ones (the library's defaults).
+  and noisy incoming ones (the library's defaults);
+- `previous`: the defaults of an older commit of the library, checked out at
+  `--library DIR` (its runs import automl from there): this library against that
+  one, back to back on the same machine.
 
 Every variant run with this version of the library also has its time rules: the
 best trial's refit time is kept free, and no trial starts whose predicted cost
@@ -26,9 +29,14 @@ does not fit the time left; `+time` is `before` with those and the share. (The
 was before all of these changes; each run's `library` field names the commit it was
 run with.)
 
+The `short` plan (`--plan short`) runs digits28 at 30 s, 1 and 2 minutes, `previous`
+and `after`, and digits at 3 minutes (the `automl fit digits` default), 5 seeds.
+
 Datasets: `digits` (scikit-learn's 8x8 digits with the fixed test split of
 `automl fit digits`) and `digits28` (4,000 training and 1,000 test 28x28 images from
-`benchmarks/image_set.py`, seed 0). Recorded per run: test accuracy, best
+`benchmarks/image_set.py`, seed 0). Recorded per run: test accuracy, the test
+expected calibration error (15 bins), the final model's members and what its choice
+reported (`calibration`: validation scores, temperature, calibration error), best
 validation accuracy, fit seconds, trials (finished and stopped early), the
 parameter count of every trial, the best validation accuracy against seconds since
 the fit began, and every trial's validation curve. The curves of the runs without
@@ -42,6 +50,7 @@ results are appended to the JSON as they finish, and a rerun with the same
 Usage:
     python benchmarks/anytime.py [--quick] [--json OUT] [--datasets digits digits28]
         [--limits 2m 5m] [--seeds 0 1 2] [--variants before after] [--plan PLAN]
+        [--library DIR]
 """
 
 from __future__ import annotations
@@ -81,6 +90,7 @@ VARIANTS = {
     "+time": replace(BEFORE, trial_share=1 / 3),
     "+loss": replace(BEFORE, monitor_loss=True),
     "after": SearchSettings(),  # the library's defaults
+    "previous": SearchSettings(),  # the defaults of the library at --library (an older commit)
 }
 # (dataset, limit, variants, seeds): what a full run measures, most telling first
 PLANS = {
@@ -96,6 +106,13 @@ PLANS = {
         ("digits", "10m", ["before", "after"], [0, 1, 2]),
     ],
     "quick": [("digits", "30s", ["before", "after"], [0])],
+    # short limits: this library ("after") against an older one ("previous", --library)
+    "short": [
+        ("digits28", "30s", ["previous", "after"], [0, 1, 2]),
+        ("digits28", "1m", ["previous", "after"], [0, 1, 2]),
+        ("digits28", "2m", ["previous", "after"], [0, 1, 2]),
+        ("digits", "3m", ["after"], [0, 1, 2, 3, 4]),
+    ],
 }
 
 
@@ -135,6 +152,8 @@ def run_one(dataset: str, limit: str, variant: str, seed: int) -> dict:
             clf.fit(x_train, y_train)
         seconds = time.time() - start
         test = float(np.mean(clf.predict(x_test).ravel() == np.asarray(y_test).ravel()))
+        ece = calibration_error(clf.predict_proba(x_test), clf.head_.encode(y_test))
+        chosen = getattr(clf, "calibration_", None) or {}
         rows = clf.search_summary().to_dict("records")
         tuner = clf.backend_.tuner
         curves, stopped, done = {}, 0, []
@@ -156,6 +175,9 @@ def run_one(dataset: str, limit: str, variant: str, seed: int) -> dict:
         "variant": variant,
         "seed": seed,
         "test_accuracy": round(test, 4),
+        "test_ece": round(ece, 4),
+        "calibration": chosen,
+        "ensemble": list(clf.ensemble_trial_ids_),
         "best_val": round(best, 4),
         "fit_seconds": round(seconds, 1),
         "trials": len(done),
@@ -164,6 +186,21 @@ def run_one(dataset: str, limit: str, variant: str, seed: int) -> dict:
         "anytime": anytime,
         "curves": curves,
     }
+
+
+def calibration_error(probabilities, labels, bins: int = 15) -> float:
+    """Expected calibration error: over 15 equal-width confidence bins, the gap between
+    accuracy and mean confidence, weighted by the bin's share of the rows."""
+    probabilities = np.asarray(probabilities, dtype="float64")
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == np.asarray(labels).ravel()
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gaps = [
+        abs(right[which == b].mean() - confidence[which == b].mean()) * np.mean(which == b)
+        for b in range(bins)
+        if np.any(which == b)
+    ]
+    return float(np.sum(gaps))
 
 
 # ---------------------------------------------------------------------- table
@@ -223,6 +260,8 @@ def summarise(runs: list[dict]) -> list[dict]:
                 "seeds": sorted(r["seed"] for r in group),
                 "test_mean": round(float(np.mean(test)), 4),
                 "test_min": round(float(np.min(test)), 4),
+                "test_std": round(float(np.std(test)), 4),
+                "test_ece_mean": mean_of(group, "test_ece"),
                 "best_val_mean": round(float(np.mean([r["best_val"] for r in group])), 4),
                 "fit_seconds_mean": round(float(np.mean([r["fit_seconds"] for r in group])), 1),
                 "trials_mean": round(float(np.mean([r["trials"] for r in group])), 1),
@@ -233,6 +272,12 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def mean_of(group: list[dict], key: str) -> float | None:
+    """The mean of `key` over the runs that recorded it (None when none did)."""
+    values = [r[key] for r in group if r.get(key) is not None]
+    return round(float(np.mean(values)), 4) if values else None
+
+
 def print_table(rows: list[dict]) -> None:
     head = (
         "dataset",
@@ -241,6 +286,8 @@ def print_table(rows: list[dict]) -> None:
         "seeds",
         "test mean",
         "test min",
+        "test std",
+        "test ECE",
         "best val",
         "fit s",
         "trials",
@@ -259,6 +306,8 @@ def print_table(rows: list[dict]) -> None:
                     len(r["seeds"]),
                     f"{r['test_mean']:.4f}",
                     f"{r['test_min']:.4f}",
+                    f"{r['test_std']:.4f}",
+                    "-" if r["test_ece_mean"] is None else f"{r['test_ece_mean']:.4f}",
                     f"{r['best_val_mean']:.4f}",
                     r["fit_seconds_mean"],
                     r["trials_mean"],
@@ -279,6 +328,10 @@ def main(argv=None) -> None:
     parser.add_argument("--limits", nargs="+", help="only these time limits of the plan")
     parser.add_argument("--variants", nargs="+", help="only these variants of the plan")
     parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds of the plan")
+    parser.add_argument(
+        "--library",
+        help="a checkout of an older commit: the 'previous' variant runs with its automl",
+    )
     parser.add_argument(
         "--one", nargs=4, metavar=("DATASET", "LIMIT", "VARIANT", "SEED"), help=argparse.SUPPRESS
     )  # a child process: one run, JSON on stdout
@@ -312,15 +365,30 @@ def main(argv=None) -> None:
     for key in todo:
         if key in done:
             continue
+        env, commit = dict(os.environ), library.stdout.strip()
+        if key[2] == "previous":
+            if not args.library:
+                print(f"run {key} skipped: the 'previous' variant needs --library", file=sys.stderr)
+                continue
+            env["PYTHONPATH"] = os.path.abspath(args.library)
+            commit = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=args.library,
+            ).stdout.strip()
         started = time.time()
         proc = subprocess.run(
-            [sys.executable, __file__, "--one", *map(str, key)], capture_output=True, text=True
+            [sys.executable, __file__, "--one", *map(str, key)],
+            capture_output=True,
+            text=True,
+            env=env,
         )
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             print(f"run {key} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
             continue
-        runs.append({**json.loads(line[len("RESULT ") :]), "library": library.stdout.strip()})
+        runs.append({**json.loads(line[len("RESULT ") :]), "library": commit})
         r = runs[-1]
         print(
             f"{key}: test {r['test_accuracy']:.4f}, best val {r['best_val']:.4f}, "

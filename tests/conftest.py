@@ -23,7 +23,7 @@ def rng():
 @pytest.fixture(scope="session")
 def digits_ensemble(tmp_path_factory):
     """An ImageClassifier fitted once on the first 200 of scikit-learn's 8x8 digits: 3
-    trials of 2 epochs, the final model averaging the best 2 (refit on all 200).
+    trials of 2 epochs, ensemble_size=2 (the members greedy selection chose, refit on all 200).
 
     Shared by the tests that only read it (summary, plots, exports): do not fit it
     again or change its folder; copy the folder to resume or damage a search.
@@ -41,6 +41,25 @@ def digits_ensemble(tmp_path_factory):
         directory=tmp_path_factory.mktemp("digits_ensemble"),
     )
     return clf.fit(x[:200].reshape(-1, 8, 8), y[:200])
+
+
+@pytest.fixture(scope="session")
+def digits_weighted(digits_ensemble):
+    """A shallow copy of `digits_ensemble` whose model is an ensemble of its best two
+    trials as trained, weighted 3:1 behind a temperature of 1.5, as the final-model step
+    builds a calibrated ensemble (`digits_ensemble` itself is unchanged)."""
+    import copy
+
+    from automl.engine.final import calibrated, ensemble
+
+    clf = copy.copy(digits_ensemble)
+    backend = clf.backend_
+    members = backend.candidates()[:2]
+    models = [backend.load_model(c) for c in members]
+    scaled = [calibrated(c, 1.5) for c in members]
+    clf.model_ = ensemble(backend.context, scaled, models, [0.75, 0.25])
+    clf.ensemble_trial_ids_ = [c.trial_id for c in members]
+    return clf
 
 
 @pytest.fixture

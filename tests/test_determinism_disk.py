@@ -174,7 +174,8 @@ def test_members_are_built_the_same_whatever_the_process_drew_before():
     for draws in (1, 7):
         random.seed(draws)
         np.random.seed(draws)
-        members, models = load_members(_context(), Backend(), ranked, 2)
+        choice, models = load_members(_context(), Backend(), ranked, 2)
+        members = choice.members
         built.append([[v.numpy().tolist() for v in m.variables] for m in models])
     assert [c.trial_id for c in members] == ["0", "1"]
     assert built[0] == built[1]

@@ -1,10 +1,11 @@
 """Every export format, loaded by its own runtime in a fresh process, predicts as the estimator.
 
-An image model (an ensemble of two trials) and a table model (a DataFrame with a text
-column, missing values and a category unseen in fit) are written as .keras,
-SavedModel, TFLite and ONNX. A separate Python process loads each with its runtime
-(Keras through automl's loader, TensorFlow, the TFLite interpreter, onnxruntime)
-and its outputs must match `predict_proba` to within MAX_ABS_DIFF.
+An image model (an ensemble of two trials, weighted and temperature-scaled) and a
+table model (a DataFrame with a text column, missing values and a category unseen in
+fit) are written as .keras, SavedModel, TFLite and ONNX. A separate Python process
+loads each with its runtime (Keras through automl's loader, TensorFlow, the TFLite
+interpreter, onnxruntime) and its outputs must match `predict_proba` to within
+MAX_ABS_DIFF.
 """
 
 import json
@@ -76,13 +77,14 @@ def _run_runtimes(folder, kind: str) -> dict:
     return dict(np.load(folder / "out.npz"))
 
 
-def test_image_model_agrees_in_every_format(tmp_path, digits_ensemble):
+def test_image_model_agrees_in_every_format(tmp_path, digits_weighted):
     from sklearn.datasets import load_digits
 
     x, _ = load_digits(return_X_y=True)
     x = x.reshape(-1, 8, 8)
-    clf = digits_ensemble  # fitted on x[:200]: 3 trials of 2 epochs, an ensemble of 2
-    assert len(clf.ensemble_trial_ids_) == 2
+    clf = digits_weighted  # fitted on x[:200]: 3 trials of 2 epochs; 2 weighted, T = 1.5
+    layers = {layer.name for layer in clf.model_.layers}
+    assert {"ensemble_sum", "m0_weight", "m1_temperature", "m1_calibrated"} <= layers
     _export_all(clf, tmp_path)
     images = x[200:240].astype("float32")
     np.savez(tmp_path / "feed.npz", input=images)

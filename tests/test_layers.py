@@ -26,6 +26,7 @@ EXAMPLES = {
     "gap1d": ({}, [(10, 4)]),
     "gmp1d": ({}, [(10, 4)]),
     "attention": ({"heads": 3}, [(10, 4)]),
+    "augment": ({"rotate": 0.1, "flip": True}, [(6, 6, 3)]),
 }
 
 

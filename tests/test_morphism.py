@@ -369,7 +369,7 @@ def test_widened_copies_learn_apart_with_noise_or_zero_outgoing_weights(rng, mod
     kernel = graph_layers(child)["n1_dense"].get_weights()[0]
     gap = np.abs(kernel[:, :4] - kernel[:, 4:]).max()
     if mode == "split" and not noise:
-        assert gap == 0.0  # bit-identical after 3 epochs of Adam: no capacity added
+        assert gap < 1e-6  # copies after 3 epochs of Adam (up to the rounding of threaded sums)
     else:
         assert gap > 1e-3  # the copies moved apart
 

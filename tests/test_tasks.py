@@ -202,8 +202,10 @@ def test_export_loads_in_fresh_process_without_automl(digits, small_fit, tmp_pat
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(x[:20]), atol=1e-5)
 
 
-def test_ensemble_averages_the_best_trials_and_saves(digits, tmp_path):
+def test_the_final_model_combines_the_chosen_trials_as_reported_and_saves(digits, tmp_path):
     import keras
+
+    from automl.engine.calibration import combine
 
     x, y = digits
     clf = automl.ImageClassifier(
@@ -212,10 +214,17 @@ def test_ensemble_averages_the_best_trials_and_saves(digits, tmp_path):
     clf.fit(x[:160], y[:160], validation_data=(x[160:], y[160:]))  # no refit: members unchanged
     tuner = clf.backend_.tuner
     trials = tuner.oracle.get_best_trials(3)
-    assert clf.ensemble_trial_ids_ == [t.trial_id for t in trials[:2]]
-    assert clf.best_trial_id_ == trials[0].trial_id
-    members = [tuner.load_model(t) for t in trials[:2]]
-    expected = np.mean([m.predict(x[:20], verbose=0) for m in members], axis=0)
+    assert clf.best_trial_id_ == trials[0].trial_id == clf.ensemble_trial_ids_[0]
+    report = clf.calibration_
+    assert list(report["weights"]) == clf.ensemble_trial_ids_
+    assert report["ensemble_score"] >= report["best_single_score"]
+    assert report["best_single_score"] == pytest.approx(trials[0].score, abs=1e-6)
+    members = [tuner.load_model(tuner.oracle.get_trial(t)) for t in clf.ensemble_trial_ids_]
+    expected = combine(
+        [m.predict(x[:20], verbose=0) for m in members],
+        list(report["weights"].values()),
+        report["temperature"],
+    )
     np.testing.assert_allclose(clf.predict_proba(x[:20]), expected, atol=1e-5)
     path = tmp_path / "ensemble.keras"
     clf.export_model().save(path)
@@ -225,7 +234,8 @@ def test_ensemble_averages_the_best_trials_and_saves(digits, tmp_path):
         directory=tmp_path, seed=2, ensemble_size=1, **{**SMALL, "max_trials": 3}
     ).fit(x[:160], y[:160], validation_data=(x[160:], y[160:]))
     assert single.ensemble_trial_ids_ == [clf.best_trial_id_]
-    assert "ensemble_mean" not in [layer.name for layer in single.export_model().layers]
+    names = [layer.name for layer in single.export_model().layers]
+    assert "ensemble_mean" not in names and "ensemble_sum" not in names
 
 
 def test_bad_input_fails_before_training(tmp_path):

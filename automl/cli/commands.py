@@ -65,7 +65,12 @@ def _fit_parser(sub) -> None:
         )
         + " (default: %(default)s)",
     )
-    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=None,
+        help="most trials (default: as many as the time limit allows)",
+    )
     p.add_argument(
         "--time-limit",
         default=["3m"],
@@ -89,7 +94,8 @@ def _fit_parser(sub) -> None:
         "--ensemble-size",
         type=int,
         default=5,
-        help="average the best N trials in the exported model (1: the best only)",
+        help="at most N trials in the exported model, those that improve the validation "
+        "score together (1: the best only)",
     )
     p.add_argument("--directory", default="automl_runs")
     p.add_argument(

@@ -46,6 +46,7 @@ class Budget:
     max_trials: int
     seconds: float | None = None
     started: float = field(default_factory=time.time)
+    open_trials: bool = False  # max_trials is not the user's: trials go on while time is left
 
     def start(self) -> None:
         self.started = time.time()
@@ -102,7 +103,7 @@ class SearchContext:
             head = self.head
             self.progress = SearchProgress(
                 self.verbose,
-                self.budget.max_trials,
+                None if self.budget.open_trials else self.budget.max_trials,
                 self.budget.seconds,
                 head.objective,
                 head.direction,
@@ -139,11 +140,19 @@ class SearchContext:
             inputs, y, self.batch_size, shuffle_seed=seed, sample_weight=sample_weight
         )
 
-    def assemble(self, candidates: list[Candidate], learning_rate: float = 1e-3):
+    def assemble(
+        self,
+        candidates: list[Candidate],
+        learning_rate: float = 1e-3,
+        weights: list[float] | None = None,
+    ):
         """One compiled model: the preprocessing, each candidate's architecture, the head.
 
         With one candidate its layers keep their own names; with several, candidate i's
-        layers are prefixed `m{i}_` and their outputs averaged.
+        layers are prefixed `m{i}_` and their outputs averaged ("ensemble_mean"), or,
+        with unequal `weights` (one per candidate, summing to 1), each output scaled by
+        its weight ("m{i}_weight", a `Rescaling` layer) and the results added
+        ("ensemble_sum"). Built-in Keras layers only, so every export format takes it.
         """
         import keras
 
@@ -152,7 +161,14 @@ class SearchContext:
             out = candidates[0].apply(x, "")
         else:
             outs = [c.apply(x, f"m{i}_") for i, c in enumerate(candidates)]
-            out = keras.layers.Average(name="ensemble_mean")(outs)
+            if weights is None or len(set(weights)) == 1:
+                out = keras.layers.Average(name="ensemble_mean")(outs)
+            else:
+                scaled = [
+                    keras.layers.Rescaling(float(w), name=f"m{i}_weight")(o)
+                    for i, (w, o) in enumerate(zip(weights, outs))
+                ]
+                out = keras.layers.Add(name="ensemble_sum")(scaled)
         model = keras.Model(inputs, self.head.output(out), name="automl_model")
         self.head.compile(model, learning_rate)
         return model

@@ -19,7 +19,7 @@ from automl.engine.summaries import last_line, trial_order
 from automl.errors import SearchError
 from automl.graph.architecture import ArchitectureGraph
 
-_NO_HIDDEN = ("input", "flatten", "dropout", "output", "bag")
+_NO_HIDDEN = ("input", "augment", "flatten", "dropout", "output", "bag")
 
 
 def describe_op(op: dict) -> str:
@@ -93,6 +93,7 @@ class GraphSearch(SearchBackend):
             time_limit=context.budget.seconds,
             final_members=context.ensemble_size,
             trial_share=settings.trial_share,
+            converge_epochs=settings.converge_epochs,
             final_refit=context.refit,
         )
         with keras_tuner_env_hidden():  # automl runs keras-tuner's distributed mode itself
@@ -107,6 +108,7 @@ class GraphSearch(SearchBackend):
                 widen_mode=settings.widen_mode,
                 monitor_loss=settings.monitor_loss,
                 stopping=settings.trial_stopping,
+                schedule=settings.lr_schedule,
                 fit_options=context.fit_options,
                 directory=context.project.directory,
                 project_name=context.project.name,
@@ -148,7 +150,11 @@ class GraphSearch(SearchBackend):
             limit = context.budget.seconds
             context.log(
                 f"searching with strategy={context.strategy!r}: "
-                f"{context.budget.max_trials} trials"
+                + (
+                    "trials while the time lasts"
+                    if context.budget.open_trials
+                    else f"{context.budget.max_trials} trials"
+                )
                 + (f", {done} already finished" if done else "")
                 + (f", time limit {limit:.0f} s" if limit else "")
             )

@@ -59,6 +59,9 @@ class StrategyOracle(kt.Oracle):
             time is kept free too).
         trial_share: the most of the search's time one trial may train for, as a
             fraction (None: no limit); a short search then still runs several trials.
+        converge_epochs: epochs a trial that starts from scratch gets time for, past
+            its share (the tuner's), and that must fit in the time left for one to
+            start once some trial has finished (0: two epochs, as for any trial).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class StrategyOracle(kt.Oracle):
         final_members: int = 1,
         trial_share: float | None = None,
         final_refit: bool = False,
+        converge_epochs: int = 0,
     ):
         super().__init__(
             objective=objective,
@@ -87,6 +91,7 @@ class StrategyOracle(kt.Oracle):
         self.final_members = final_members
         self.final_refit = final_refit
         self.trial_share = trial_share
+        self.converge_epochs = converge_epochs
         self.deadline: float | None = None
         self.search_seconds: float | None = None  # the search's time, from start_clock
         self.verbose = 0  # automl prints its own progress
@@ -143,11 +148,11 @@ class StrategyOracle(kt.Oracle):
             if t.status == TrialStatus.COMPLETED
         ]
 
-    def seconds_needed(self, scale: float = 1.0) -> float:
-        """Seconds a new trial needs for two epochs, plus building the final model, from the
-        finished trials (0 before any); `scale`: the trial's cost relative to the median."""
+    def seconds_needed(self, scale: float = 1.0, epochs: int = 2) -> float:
+        """Seconds a new trial needs for `epochs` epochs, plus building the final model, from
+        the finished trials (0 before any); `scale`: the trial's cost relative to the median."""
         summaries = self.finished_summaries()
-        return scale * cost.seconds_to_start(summaries) + self._final_seconds(summaries)
+        return scale * cost.seconds_to_start(summaries, epochs) + self._final_seconds(summaries)
 
     def relative_cost(self, arch, history: list[Observation]) -> float:
         """`arch`'s predicted seconds per epoch relative to the median finished trial's
@@ -194,8 +199,9 @@ class StrategyOracle(kt.Oracle):
         """The next trial's values: the strategy's architecture (JSON) and its parent's id.
 
         STOPPED once the time left would not cover two epochs of a typical trial, or of
-        the proposed one by its predicted cost (`relative_cost`), when some trial has
-        finished (so a time limit always gives a model). The strategy gets the finished
+        the proposed one by its predicted cost (`relative_cost`), or `converge_epochs`
+        of a proposal that starts from scratch, when some trial has finished (so a time
+        limit always gives a model). The strategy gets the finished
         trials, `pending()`, and a generator seeded by the search seed and the trial number.
         """
         history = self.observations()
@@ -206,7 +212,9 @@ class StrategyOracle(kt.Oracle):
         proposal = self.strategy.propose(self.space, history, rng, pending)
         if history and self.deadline is not None:
             scale = self.relative_cost(proposal.arch, history)
-            if scale > 1.0 and self.time_left() <= self.seconds_needed(scale):
+            fresh = proposal.parent is None and self.converge_epochs > 2
+            epochs = self.converge_epochs if fresh else 2  # from scratch: time to converge
+            if (scale > 1.0 or fresh) and self.time_left() <= self.seconds_needed(scale, epochs):
                 return {"status": TrialStatus.STOPPED}
         parent = proposal.parent.trial_id if proposal.parent is not None else ""
         values = {

@@ -59,6 +59,11 @@ class SearchSettings:
         trial_share: with a time limit, the largest share of the search's time one
             trial may train for (a short search on large images still runs several
             trials, each stopped near its plateau); None: no limit.
+        converge_epochs: with a time limit, the epochs a trial that starts from scratch
+            (not grown from a trained parent) gets time for even past its share, and
+            needs time for to start at all (0: no such rule).
+        lr_schedule: "cosine": each trial's learning rate decays to its planned last
+            epoch (known from its time budget, or fixed `epochs`); None: a constant rate.
     """
 
     learning_rate: float = 1e-3
@@ -76,6 +81,8 @@ class SearchSettings:
     trial_stopping: str | None = "curve"
     monitor_loss: bool = True
     trial_share: float | None = 1 / 3
+    converge_epochs: int = 8
+    lr_schedule: str | None = "cosine"
 
     def strategy_args(self, strategy: str) -> dict:
         """The keyword arguments of proposal strategy `strategy` (`get_strategy`)."""

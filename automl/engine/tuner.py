@@ -7,7 +7,9 @@ made for that trial (seeded by the trial, so a resumed search trains it the same
 way), saves the best weights in the trial's directory with their SHA-256, and
 reports the score: the validation metric of the epoch whose weights are kept
 (early stopping restores the best epoch, so the score describes the saved model;
-with a fixed number of epochs the kept epoch is the last).
+with a fixed number of epochs the kept epoch is the last). It also saves the kept
+model's predictions on the validation data, which the final-model step chooses
+ensemble members by (not for cross-validated trials, nor a validation stream).
 
 With a `stopping` rule (`automl.search.stopping`) a trial whose learning curve looks
 hopeless against the finished trials stops early; it is still a COMPLETED trial,
@@ -42,6 +44,7 @@ import numpy as np
 from automl.engine import keras_tuner_api as kt
 from automl.engine.keras_tuner_api import FailedTrialError
 from automl.engine.oracle import ARCH, PARENT, StrategyOracle
+from automl.engine.predictions import SHA_KEY, save_predictions
 from automl.engine.summaries import trial_line
 from automl.errors import DamagedFileError, DiskFullError, TrainingDiverged
 from automl.graph.architecture import ArchitectureGraph
@@ -85,6 +88,8 @@ class GraphTuner(kt.Tuner):
         fit_options: run name -> more `fit_trial` arguments (callbacks, class weights).
         stopping: the rule that stops hopeless trials: "curve", "median", "halving"
             (see `automl.search.stopping.make_rule`), a `StoppingRule`, or None to stop none.
+        schedule: "cosine": the learning rate decays to each trial's planned last epoch
+            (`automl.training.fit.ScheduleToPlan`); None: a constant rate.
         directory, project_name, overwrite: as in keras-tuner.
     """
 
@@ -105,6 +110,7 @@ class GraphTuner(kt.Tuner):
         progress=None,
         fit_options: Callable[[str], dict] | None = None,
         stopping: str | StoppingRule | None = None,
+        schedule: str | None = None,
         directory=None,
         project_name=None,
         overwrite=False,
@@ -122,6 +128,9 @@ class GraphTuner(kt.Tuner):
         self.widen_mode = widen_mode
         self.progress = progress or SearchProgress(0, oracle.max_trials)
         self.fit_options = fit_options or (lambda run: {})
+        if schedule not in (None, "cosine"):
+            raise ValueError(f"schedule must be 'cosine' or None. Received: {schedule!r}.")
+        self.schedule = schedule
         self.stop_rule = (
             stopping
             if isinstance(stopping, StoppingRule)
@@ -308,10 +317,21 @@ class GraphTuner(kt.Tuner):
                         budget=budget,
                         monitor_loss=self.monitor_loss or bool(self.folds),
                         stop_rule=stopper,
+                        schedule=self.schedule == "cosine",
+                        converge_epochs=None if parent else self.oracle.converge_epochs or None,
                         **self.fit_options(f"trial_{trial.trial_id}"),
                     )
                 )
                 save_weights(model, self.weights_path(trial.trial_id, fold))
+            predictions_sha = None
+            if not self.folds and not getattr(validation_data[0], "is_stream", False):
+                predictions = model.predict(
+                    self.make_dataset(*validation_data, shuffle=False), verbose=0
+                )
+                folder = self.get_trial_dir(trial.trial_id)
+                predictions_sha = save_predictions(
+                    os.path.join(folder, layout.VAL_PREDICTIONS_FILE), predictions
+                )
         except DiskFullError as err:  # the trial fails, then the search stops (on_trial_end)
             self.stop_error = search_stopped(err, self.project_dir)
             raise FailedTrialError(f"The trial failed: {err}.") from None
@@ -350,6 +370,8 @@ class GraphTuner(kt.Tuner):
             "worker": self.tuner_id,
             "finished_at": time.time(),
         }
+        if predictions_sha is not None:
+            summary[SHA_KEY] = predictions_sha
         if self.folds:
             summary.update(folds=len(folds), fold_scores=fold_scores, fold_sha256=sha[1:])
         write_json(os.path.join(self.get_trial_dir(trial.trial_id), layout.SUMMARY_FILE), summary)

@@ -22,6 +22,7 @@ from automl.estimators.options import (
     balanced_weights,
     check_fit_options,
     check_params,
+    trial_limit,
 )
 from automl.estimators.results import SearchResults
 
@@ -55,7 +56,10 @@ class AutoModel(SearchResults):
     `preprocessor_`, `head_` and `target_` (the target encoding), `backend_` (the
     search backend, which holds the trials), `best_trial_id_`, `best_architecture_`
     (an `ArchitectureGraph`, or a cell `Genotype` for cell strategies),
-    `ensemble_trial_ids_` and `seconds_`.
+    `ensemble_trial_ids_`, `seconds_` and `calibration_` (for members chosen on their
+    validation predictions: their weights, the validation score of the ensemble and of
+    the best single trial, the temperature, and the calibration error before and after
+    it; None otherwise).
     """
 
     _kind = "image"
@@ -64,7 +68,7 @@ class AutoModel(SearchResults):
     def __init__(
         self,
         strategy: str = "bayesian",
-        max_trials: int = 10,
+        max_trials: int | None = None,
         time_limit=None,
         epochs: int | None = None,
         directory: str = "automl_runs",
@@ -201,7 +205,8 @@ class AutoModel(SearchResults):
         from automl.project.folder import Project
 
         time_limit, options = self._check_params()
-        budget = Budget(self.max_trials, time_limit)
+        max_trials, open_trials = trial_limit(self.max_trials, time_limit)
+        budget = Budget(max_trials, time_limit, open_trials=open_trials)
         train, val, full, folds, data = self._prepare(
             x, y, validation_split, validation_data, sample_weight
         )
@@ -268,8 +273,8 @@ class AutoModel(SearchResults):
                 f"No trial finished, so there is no model ({why}). Fix the cause, or raise "
                 f"time_limit; the trials' messages are in {project.path}."
             )
-        self.model_, members = final_model(
-            context, backend, ranked, refit_data, self.ensemble_size, budget.deadline
+        self.model_, members, self.calibration_ = final_model(
+            context, backend, ranked, refit_data, self.ensemble_size, budget.deadline, val=val
         )
         self.backend_ = backend
         self.best_trial_id_ = members[0].trial_id  # the best trial with intact weights

@@ -152,6 +152,8 @@ def check_params(estimator) -> tuple:
     )
     for name in ("max_trials", "batch_size", "ensemble_size"):
         value = getattr(estimator, name)
+        if name == "max_trials" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}.")
     if (
@@ -220,3 +222,18 @@ def check_project(estimator) -> None:
         raise InputError(
             f"break_lock must be True or False. Received: break_lock={estimator.break_lock!r}."
         )
+
+
+DEFAULT_TRIALS = 10  # without a time limit
+TIME_LIMITED_TRIALS = 999  # with one, when max_trials is not given
+
+
+def trial_limit(max_trials: int | None, time_limit: float | None) -> tuple[int, bool]:
+    """(the most trials a search runs, whether that is open-ended): `max_trials` when
+    given; else 10 without a time limit, and with one as many as the time allows (at
+    most 999), so the time is spent on trials rather than left over."""
+    if max_trials is not None:
+        return int(max_trials), False
+    if time_limit is None:
+        return DEFAULT_TRIALS, False
+    return TIME_LIMITED_TRIALS, True

@@ -3,8 +3,8 @@ summary, and the best single trial within a size or latency limit.
 
 `SearchResults` is a mixin of the estimators; it reads the fitted attributes
 `backend_` (the search backend and its trials), `head_`, `ensemble_trial_ids_`,
-`best_architecture_`, `model_`, `seconds_` and `strategy`, and calls the
-estimator's `_check_fitted`.
+`best_architecture_`, `model_`, `calibration_`, `seconds_` and `strategy`, and
+calls the estimator's `_check_fitted`.
 """
 
 from __future__ import annotations
@@ -82,6 +82,30 @@ class SearchResults:
         self._check_fitted()
         return plot_architecture(self.best_architecture_)
 
+    def _validation_rows(self) -> list[tuple[str, str]]:
+        """The summary's rows on the ensemble's validation score and calibration, measured
+        before the refit (none when the members were chosen without validation predictions)."""
+        report = getattr(self, "calibration_", None)
+        if not report:
+            return []
+        rows = [
+            (
+                f"ensemble validation {report['objective']}",
+                f"{report['ensemble_score']:.4f} "
+                f"(best single trial {report['best_single_score']:.4f})",
+            )
+        ]
+        if report.get("ece_before") is not None:
+            scaled = report["temperature"] != 1.0
+            how = f"temperature {report['temperature']:.3f}" if scaled else "not rescaled"
+            rows.append(
+                (
+                    "calibration error (ECE)",
+                    f"{report['ece_before']:.4f} -> {report['ece_after']:.4f} ({how})",
+                )
+            )
+        return rows
+
     def _repr_html_(self) -> str:
         """A short HTML summary for notebooks: settings, or the fitted result."""
         import html
@@ -101,6 +125,7 @@ class SearchResults:
                 f"{len(self.ensemble_trial_ids_)} trial(s), "
                 f"{self.model_.count_params():,} parameters",
             ),
+            *self._validation_rows(),
             ("search time", f"{self.seconds_:.1f} s"),
         ]
         body = "".join(

@@ -23,6 +23,7 @@ from typing import Any
 import networkx as nx
 
 from automl.graph import layers, text_layers  # noqa: F401  (registers the text layer types)
+from automl.graph.augment import TRAINING_ONLY  # (and registers the "augment" layer type)
 
 FORMAT_VERSION = 1
 
@@ -92,6 +93,32 @@ class ArchitectureGraph:
         """A new graph from `nodes`, with `op` appended to the history."""
         history = self.history + ([op] if op is not None else [])
         return ArchitectureGraph(nodes, history)
+
+    def inference_graph(self) -> ArchitectureGraph:
+        """The graph without its training-only nodes ("augment"), as a model is exported.
+
+        Each consumer of a removed node takes that node's input instead. The other
+        nodes keep their ids and parameters, so the builder gives their layers the same
+        names (`n{id}_{type}`) and a trained model's weights copy in by name; in
+        inference the result computes the same function as this graph. The history is
+        kept (it tells how the training graph was found), so build or export the
+        result, but do not morph it. A graph without such nodes is returned as it is.
+        """
+        removed = {i: n.inputs[0] for i, n in self._nodes.items() if n.type in TRAINING_ONLY}
+        if not removed:
+            return self
+
+        def source(node_id: int) -> int:
+            while node_id in removed:
+                node_id = removed[node_id]
+            return node_id
+
+        nodes = [
+            Node(n.id, n.type, dict(n.params), tuple(source(i) for i in n.inputs))
+            for n in self._nodes.values()
+            if n.id not in removed
+        ]
+        return ArchitectureGraph(nodes, self.history)
 
     # ----------------------------------------------------------------- access
     @property

@@ -1,12 +1,13 @@
 """Auto-Keras network morphism: function-preserving graph operations and weight transfer.
 
-`automl.morphism.operators` (and `automl.morphism.text` for text graphs) works on
-graphs only (no TensorFlow);
+`automl.morphism.operators` (with `automl.morphism.skips`, `automl.morphism.text` for
+text graphs and `automl.morphism.augment` for images) works on graphs only (no TensorFlow);
 `automl.morphism.weights.inherit_weights` copies a trained parent's weights into
 a morphed child so that it starts from the parent's function.
 """
 
 from automl.morphism.operators import (
+    IMAGE_AUGMENT_OPERATIONS,
     OPERATIONS,
     TEXT_OPERATIONS,
     add_skip,
@@ -21,6 +22,7 @@ from automl.morphism.text import text_branch
 from automl.morphism.weights import inherit_weights
 
 __all__ = [
+    "IMAGE_AUGMENT_OPERATIONS",
     "OPERATIONS",
     "TEXT_OPERATIONS",
     "add_skip",

@@ -1,5 +1,6 @@
-"""Network morphisms on `ArchitectureGraph`s: deepen, widen, add-skip, concat-skip, and
-text-branch (`automl.morphism.text`).
+"""Network morphisms on `ArchitectureGraph`s: deepen, widen, add-skip and concat-skip
+(`automl.morphism.skips`), text-branch (`automl.morphism.text`) and augment
+(`automl.morphism.augment`), and their replay and random sampling.
 
 Every operator is a pure function: it returns a new graph whose history ends in
 a JSON-able dict that `apply_op` replays exactly, so a sequence of morphisms
@@ -20,11 +21,16 @@ import numpy as np
 
 from automl.graph import layers
 from automl.graph.architecture import ArchitectureGraph, Node
+from automl.morphism import augment as augment_morphism
 from automl.morphism import text as text_morphism
-from automl.morphism.area import descendants, effective_area, non_negative, path
+from automl.morphism.area import descendants, effective_area, non_negative
+from automl.morphism.augment import feeds_augment
+from automl.morphism.edits import check_node, rewired
+from automl.morphism.skips import add_skip, concat_skip
 
 OPERATIONS = ("deepen", "widen", "add_skip", "concat_skip")  # on image and table graphs
 TEXT_OPERATIONS = OPERATIONS + ("text_branch",)  # on text graphs
+IMAGE_AUGMENT_OPERATIONS = OPERATIONS + ("augment",)  # on images of 16x16 pixels or more
 # what `deepen` may insert: name -> layer types, in order
 DEEPEN_LAYERS: dict[str, tuple[str, ...]] = {
     "conv2d": ("conv2d",),
@@ -46,23 +52,6 @@ DEFAULT_MAX_MODEL_SIZE = 2**25
 WIDENABLE = tuple(name for name in layers.names() if layers.get(name).channels == layers.PRODUCE)
 
 
-def _check_node(graph: ArchitectureGraph, node_id: Any, what: str) -> int:
-    if not isinstance(node_id, (int, np.integer)) or int(node_id) not in graph.nodes:
-        raise ValueError(f"{what} must be a node id of the graph. Received: {node_id!r}")
-    return int(node_id)
-
-
-def _rewired(graph: ArchitectureGraph, old: int, new: int, new_nodes: list[Node]) -> list[Node]:
-    """The graph's nodes with every use of `old` taken by `new`, then `new_nodes`."""
-    nodes = [
-        Node(n.id, n.type, dict(n.params), tuple(new if i == old else i for i in n.inputs))
-        if old in n.inputs
-        else n
-        for n in graph.nodes.values()
-    ]
-    return nodes + new_nodes
-
-
 # ---------------------------------------------------------------------- deepen
 def deepen_error(
     graph: ArchitectureGraph,
@@ -77,6 +66,8 @@ def deepen_error(
     node = graph.node(after)
     if node.type == "output":
         return "Cannot insert a layer after the output layer."
+    if feeds_augment(graph, after):
+        return f"Insert layers after the augment node, not after node {after}, which feeds it."
     if isinstance(graph.shape(after), layers.TokenShape):
         return f"Node {after} holds token ids; insert layers after its 'bag' or 'embedding'."
     if node.type == "bag" and layer in ("relu", "batchnorm"):  # always the identity there
@@ -134,7 +125,7 @@ def deepen(
         ValueError: if the layer cannot go there without changing the function
             (for example a ReLU after a tensor that may be negative).
     """
-    after = _check_node(graph, after, "after")
+    after = check_node(graph, after, "after")
     error = deepen_error(graph, after, layer, kernel_size)
     if error:
         raise ValueError(error)
@@ -160,7 +151,7 @@ def deepen(
         new_nodes.append(Node(node_id, kind, dict(params_of.get(kind, {})), inputs))
         previous = node_id
     # old consumers of `after` take the last new node; the first new node takes `after`
-    return graph.with_nodes(_rewired(graph, after, previous, new_nodes), op)
+    return graph.with_nodes(rewired(graph, after, previous, new_nodes), op)
 
 
 # ---------------------------------------------------------------------- widen
@@ -191,7 +182,7 @@ def widen(
     Raises:
         ValueError: if the node cannot be widened or the arguments do not fit.
     """
-    node = _check_node(graph, node, "node")
+    node = check_node(graph, node, "node")
     target = graph.node(node)
     if target.type not in WIDENABLE:
         raise ValueError(
@@ -225,92 +216,6 @@ def widen(
     return graph.with_nodes(nodes, op)
 
 
-# ---------------------------------------------------------------------- skips
-def _skip_branch(graph: ArchitectureGraph, start: int, end: int, kind: str) -> list[Node]:
-    """Validate a skip from `start` to `end`; the branch's pooling copies as new nodes."""
-    start = _check_node(graph, start, "start")
-    end = _check_node(graph, end, "end")
-    if start == end:
-        raise ValueError(f"A skip connection needs two different nodes. Received: {start}, {end}")
-    if graph.node(end).type in ("input", "output"):
-        raise ValueError(f"A skip connection cannot end at the {graph.node(end).type} node.")
-    if len(graph.shape(start)) != 3 or len(graph.shape(end)) != 3:
-        raise ValueError(
-            f"{kind} connects image tensors. Received: node {start} with shape "
-            f"{graph.shape(start)}, node {end} with shape {graph.shape(end)}"
-        )
-    route = path(graph, start, end)  # ValueError if end is not after start
-    branch: list[Node] = []
-    previous = start
-    for node_id in route[1:]:
-        node = graph.node(node_id)
-        pool = layers.get(node.type).skip_pool(node.params)
-        if pool is None:
-            continue
-        pool_type, params = pool
-        branch.append(Node(graph.next_id + len(branch), pool_type, params, (previous,)))
-        previous = branch[-1].id
-    return branch
-
-
-def add_skip(graph: ArchitectureGraph, start: int, end: int) -> ArchitectureGraph:
-    """Add `start`'s output (pooled like the path) through a zero 1x1 conv to `end`'s output.
-
-    Args:
-        graph: the parent graph.
-        start: id of the node the skip leaves from (an image tensor).
-        end: id of a later node (an image tensor, reachable from `start`).
-
-    Returns:
-        The child graph: start -> pooling copies -> conv 1x1 -> add(end, conv).
-
-    Raises:
-        ValueError: if the nodes cannot be connected.
-    """
-    branch = _skip_branch(graph, start, end, "add_skip")
-    source = branch[-1].id if branch else start
-    conv_id = graph.next_id + len(branch)
-    filters = graph.shape(end)[-1]
-    conv = Node(conv_id, "conv2d", {"filters": filters, "kernel_size": 1}, (source,))
-    merge = Node(conv_id + 1, "add", {}, (end, conv_id))
-    nodes = _rewired(graph, end, merge.id, branch + [conv, merge])
-    return _child(graph, nodes, {"op": "add_skip", "start": start, "end": end})
-
-
-def concat_skip(graph: ArchitectureGraph, start: int, end: int) -> ArchitectureGraph:
-    """Concatenate `start`'s output (pooled like the path) to `end`'s, then a 1x1 conv.
-
-    The 1x1 conv is initialised to the identity on `end`'s channels and zero on
-    the skip channels, so the child computes the parent's function.
-
-    Args:
-        graph: the parent graph.
-        start: id of the node the skip leaves from (an image tensor).
-        end: id of a later node (an image tensor, reachable from `start`).
-
-    Returns:
-        The child graph: concat(end, pooled start) -> conv 1x1 with end's width.
-
-    Raises:
-        ValueError: if the nodes cannot be connected.
-    """
-    branch = _skip_branch(graph, start, end, "concat_skip")
-    source = branch[-1].id if branch else start
-    merge_id = graph.next_id + len(branch)
-    merge = Node(merge_id, "concat", {}, (end, source))
-    filters = graph.shape(end)[-1]
-    conv = Node(merge_id + 1, "conv2d", {"filters": filters, "kernel_size": 1}, (merge_id,))
-    nodes = _rewired(graph, end, conv.id, branch + [merge, conv])
-    return _child(graph, nodes, {"op": "concat_skip", "start": start, "end": end})
-
-
-def _child(graph: ArchitectureGraph, nodes: list[Node], op: dict) -> ArchitectureGraph:
-    try:
-        return graph.with_nodes(nodes, op)
-    except ValueError as err:
-        raise ValueError(f"Invalid {op['op']} from {op['start']} to {op['end']}: {err}") from None
-
-
 # ---------------------------------------------------------------------- replay
 _APPLY: dict[str, tuple[Callable[..., ArchitectureGraph], tuple[str, ...]]] = {
     "deepen": (deepen, ("after", "layer", "kernel_size", "rate")),
@@ -318,6 +223,7 @@ _APPLY: dict[str, tuple[Callable[..., ArchitectureGraph], tuple[str, ...]]] = {
     "add_skip": (add_skip, ("start", "end")),
     "concat_skip": (concat_skip, ("start", "end")),
     "text_branch": (text_morphism.text_branch, ("units", "length")),
+    "augment": (augment_morphism.augment, augment_morphism.ARGUMENTS),
 }
 
 
@@ -383,7 +289,9 @@ def random_op(graph: ArchitectureGraph, kind: str, rng: np.random.Generator) -> 
             return {"op": "widen", "node": node, "width": 2 * old, "copy_from": copy_from}
         return None
     if kind in ("add_skip", "concat_skip"):
-        images = [i for i in graph.order if len(graph.shape(i)) == 3]
+        images = [
+            i for i in graph.order if len(graph.shape(i)) == 3 and not feeds_augment(graph, i)
+        ]
         for index in rng.permutation(len(images)):
             start = images[index]
             ends = [
@@ -397,7 +305,18 @@ def random_op(graph: ArchitectureGraph, kind: str, rng: np.random.Generator) -> 
         return None
     if kind == "text_branch":
         return text_morphism.text_branch_op(graph)
-    raise ValueError(f"kind must be one of {TEXT_OPERATIONS}. Received: kind={kind!r}")
+    if kind == "augment":
+        return augment_morphism.augment_op(graph)
+    raise ValueError(f"kind must be one of {list(_APPLY)}. Received: kind={kind!r}")
+
+
+def operations(graph: ArchitectureGraph) -> tuple[str, ...]:
+    """The morphism kinds that `random_children` draws from for this graph:
+    `TEXT_OPERATIONS` for text, `IMAGE_AUGMENT_OPERATIONS` for images of at least 16x16
+    pixels (`automl.morphism.augment.applicable`), `OPERATIONS` for the others."""
+    if text_morphism.is_text(graph):
+        return TEXT_OPERATIONS
+    return IMAGE_AUGMENT_OPERATIONS if augment_morphism.applicable(graph) else OPERATIONS
 
 
 def random_children(
@@ -408,8 +327,8 @@ def random_children(
 ) -> list[ArchitectureGraph]:
     """Up to `n` distinct children, each one random morphism of `graph`.
 
-    The operation type is drawn uniformly from those that have a valid
-    operation on this graph; children with more than `max_model_size`
+    The operation type is drawn uniformly from those of `operations(graph)` that have
+    a valid operation on this graph; children with more than `max_model_size`
     parameters are dropped (so fewer than `n` may come back).
 
     Args:
@@ -423,7 +342,7 @@ def random_children(
     """
     children: list[ArchitectureGraph] = []
     seen: set[str] = set()
-    kinds = list(TEXT_OPERATIONS if text_morphism.is_text(graph) else OPERATIONS)
+    kinds = list(operations(graph))
     for _ in range(n):
         op = None
         available = list(kinds)

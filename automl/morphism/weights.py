@@ -18,6 +18,8 @@ replays the operations on them one by one, and sets the child's layers:
   the original channels and zero on the skip channels.
 - text-branch: a small random embedding (`LayerType.initial_weights`); the output
   layer's kernel gets zero rows for the pooled embeddings it now also takes.
+- augment: nothing to copy or initialise; the augment layer has no weights and is
+  the identity in inference.
 
 Keras is imported only inside `inherit_weights`.
 """

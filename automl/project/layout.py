@@ -15,6 +15,8 @@ trial, `trial_<id>`:
         summary.json            what automl recorded of the trained trial
         model.weights.h5        its trained weights (of cross-validation fold 0)
         model.fold<f>.weights.h5  the weights of fold f >= 1
+        val_predictions.npy     its model's predictions on the validation data (float32;
+                                not for cross-validated trials nor a validation stream)
         message.json            a failed trial's message, left by its distributed worker
 
 The folder and state files of keras-tuner are named by keras-tuner itself; the names
@@ -39,6 +41,7 @@ TRIAL_PREFIX = "trial_"  # a trial's folder is TRIAL_PREFIX + its id
 TRIAL_FILE = "trial.json"
 SUMMARY_FILE = "summary.json"
 WEIGHTS_FILE = "model.weights.h5"
+VAL_PREDICTIONS_FILE = "val_predictions.npy"
 MESSAGE_FILE = "message.json"
 TEMP_PREFIX = ".tmp-"  # a file being written (`automl.project.files`), renamed when whole
 

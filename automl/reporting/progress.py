@@ -69,7 +69,7 @@ class SearchProgress:
     def __init__(
         self,
         verbose: int,
-        trials: int,
+        trials: int | None,
         seconds: float | None = None,
         objective: str = "score",
         direction: str = "max",
@@ -161,7 +161,8 @@ class SearchProgress:
         self._record(score)
         self.done += 1
         if self._search is None and self.verbose:  # no bar: the line carries the progress
-            line += f" | {self.done}/{self.trials} trials, {self._status()}"
+            total = f"/{self.trials}" if self.trials else ""
+            line += f" | {self.done}{total} trials, {self._status()}"
         self.write(line)
         if self._search is not None:
             self._search.update(1)

@@ -38,6 +38,10 @@ import numpy as np
 
 from automl.graph.architecture import ArchitectureGraph
 
+# what an augment layer's bilinear resampling and contrast cost per output value, in
+# multiply-adds (four gathered pixels, their weights, the contrast scale)
+AUGMENT_OPS_PER_VALUE = 12
+
 
 class CostModel:
     """Seconds per epoch of architectures, learned from timed ones.
@@ -99,7 +103,9 @@ def multiply_adds(graph: ArchitectureGraph) -> int:
     convolutions, close for batch normalisation), for a sequence (T, C) its parameter
     count times T, otherwise its parameter count. Text layers count their work: a bag
     one per token (L), an embedding one lookup per output value (T * units), an
-    attention layer its projections and attention weights (4 T C^2 + 2 T^2 C).
+    attention layer its projections and attention weights (4 T C^2 + 2 T^2 C). An
+    augment layer, which acts in training only, counts its resampling
+    (`AUGMENT_OPS_PER_VALUE` per output value): little beside the convolutions after it.
     """
     total = 0
     for node_id in graph.order:
@@ -112,6 +118,8 @@ def multiply_adds(graph: ArchitectureGraph) -> int:
         elif node.type == "attention":
             steps, channels = shape
             total += 4 * steps * channels * channels + 2 * steps * steps * channels
+        elif node.type == "augment":
+            total += AUGMENT_OPS_PER_VALUE * math.prod(shape)
         else:
             positions = math.prod(shape[:-1]) if len(shape) in (2, 3) else 1
             total += graph.node_params(node_id) * positions
@@ -154,13 +162,13 @@ def epoch_costs(summary: dict) -> tuple[float, float]:
     return mean, mean
 
 
-def seconds_to_start(summaries: list[dict]) -> float:
-    """Seconds a new trial needs for two epochs (of each cross-validation fold): the median
-    over trained trials (0 before any)."""
+def seconds_to_start(summaries: list[dict], epochs: int = 2) -> float:
+    """Seconds a new trial needs for `epochs` epochs (of each cross-validation fold): the
+    median over trained trials (0 before any)."""
 
     def cost(summary: dict) -> float:
         first, later = epoch_costs(summary)  # the model is traced once, for the first fold
-        return first + later * (2 * int(summary.get("folds", 1)) - 1)
+        return first + later * (epochs * int(summary.get("folds", 1)) - 1)
 
     costs = [cost(s) for s in summaries if s.get("seconds") is not None]
     return float(np.median(costs)) if costs else 0.0

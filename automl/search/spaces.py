@@ -41,6 +41,8 @@ _TEXT_CHOICES = {
         "dropout": [0.25, 0.5],
     },
 }
+# the smallest height and width at which `MorphismSpace(augment=True)` starts with augmentation
+AUGMENT_SEED_SIZE = 24
 # Default parameter cap: models that train in seconds to minutes on a CPU.
 # Auto-Keras used 2**25 on a GPU; pass max_model_size to go bigger.
 DEFAULT_MAX_MODEL_SIZE = 2**19
@@ -93,6 +95,10 @@ class MorphismSpace:
         tokens: for text, the number of token ids the input holds (the graph's
             input is then a token sequence of shape (length,)).
         idf: for text, the vocabulary's (rank, idf) points, which bags of tokens weigh by.
+        augment: for images of at least `AUGMENT_SEED_SIZE` pixels on each side, start
+            every initial and sampled graph with an augment node after its input
+            (`automl.morphism.augment`). Without it, a search adds augmentation only
+            by the augment morphism.
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class MorphismSpace:
         max_model_size: int | None = None,
         tokens: int | None = None,
         idf: list | None = None,
+        augment: bool = False,
     ):
         self.input_shape = tuple(input_shape)
         self.units = units
@@ -116,11 +123,21 @@ class MorphismSpace:
             self.choices = _IMAGE_CHOICES if self.kind == "image" else _TABLE_CHOICES
             self.max_model_size = max_model_size or DEFAULT_MAX_MODEL_SIZE
         self.screen = None  # graphs -> training-free scores; the search engine sets it
+        self.augment = augment
 
     def _build(self, family: str, sizes: dict) -> ArchitectureGraph:
         if self.tokens:
             sizes = {**sizes, "tokens": self.tokens, "idf": self.idf}
-        return seeds.SEEDS[family](self.input_shape, self.units, self.activation, **sizes)
+        graph = seeds.SEEDS[family](self.input_shape, self.units, self.activation, **sizes)
+        if (
+            self.augment
+            and self.kind == "image"
+            and min(graph.input_shape[:2]) >= AUGMENT_SEED_SIZE
+        ):
+            from automl.morphism.augment import augment
+
+            graph = ArchitectureGraph(list(augment(graph).nodes.values()))  # a seed: no history
+        return graph
 
     def _fits(self, graph: ArchitectureGraph) -> bool:
         return graph.count_params() <= self.max_model_size

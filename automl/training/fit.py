@@ -37,20 +37,32 @@ class StopAtDeadline(keras.callbacks.Callback):
     The deadline is checked after every batch, so a long epoch does not run past it;
     the budget at each epoch end, against the typical epoch so far (the first one
     includes tracing), so no epoch is cut half-way. The first `min_epochs` epochs
-    always run, so a model is never left untrained. It also records when each epoch
-    ended (`epoch_ends`, seconds after training began).
+    always run, so a model is never left untrained. With `converge_epochs` the budget
+    grows, once the first epochs are timed, to cover that many epochs (the deadline
+    still bounds it): a trial that starts from scratch gets the time to converge even
+    when its share of a short search is smaller. It also records when each epoch
+    ended (`epoch_ends`, seconds after training began) and says how many epochs the
+    training will run (`planned_epochs`).
 
     Args:
         deadline: the wall-clock time to stop at, or None for no limit.
         min_epochs: epochs that run whatever the time.
         budget: seconds of training, or None for no limit.
+        converge_epochs: epochs the budget covers at least, or None.
     """
 
-    def __init__(self, deadline: float | None, min_epochs: int = 0, budget: float | None = None):
+    def __init__(
+        self,
+        deadline: float | None,
+        min_epochs: int = 0,
+        budget: float | None = None,
+        converge_epochs: int | None = None,
+    ):
         super().__init__()
         self.deadline = deadline
         self.budget = budget
         self.min_epochs = min_epochs
+        self.converge_epochs = converge_epochs
         self.epochs_done = 0
         self.stopped = False
         self.started = time.time()
@@ -69,17 +81,91 @@ class StopAtDeadline(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self._check()
 
+    def _epoch_seconds(self) -> float:
+        """A typical epoch so far: the first (with tracing) until a second one ends."""
+        ends = self.epoch_ends
+        return ends[0] if len(ends) == 1 else (ends[-1] - ends[0]) / (len(ends) - 1)
+
+    def seconds_allowed(self) -> float | None:
+        """Seconds this training may take, from its start (None: no limit): the budget
+        (grown to `converge_epochs` once epochs are timed) and the deadline, whichever ends first."""
+        limits = []
+        if self.budget is not None:
+            budget = self.budget
+            if self.converge_epochs and self.epoch_ends:
+                epoch = self._epoch_seconds()
+                budget = max(budget, self.epoch_ends[0] + (self.converge_epochs - 1) * epoch)
+            limits.append(budget)
+        if self.deadline is not None:
+            limits.append(self.deadline - self.started)
+        return min(limits) if limits else None
+
+    def planned_epochs(self, max_epochs: int) -> int | None:
+        """Epochs this training will run if nothing else stops it: at most `max_epochs`, as
+        many as the time allowed holds at the typical epoch (None before the first epoch
+        ends, or without a time limit)."""
+        allowed = self.seconds_allowed()
+        if allowed is None or not self.epoch_ends:
+            return None
+        more = int(max(allowed - self.epoch_ends[-1], 0.0) // max(self._epoch_seconds(), 1e-9))
+        return max(self.epochs_done, min(max_epochs, self.epochs_done + more))
+
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_done += 1
         self.epoch_ends.append(time.time() - self.started)
         self._check()
-        if self.budget is None or self.epochs_done < self.min_epochs:
+        allowed = self.seconds_allowed() if self.budget is not None else None
+        if allowed is None or self.epochs_done < self.min_epochs:
             return
-        ends = self.epoch_ends
-        epoch = ends[0] if len(ends) == 1 else (ends[-1] - ends[0]) / (len(ends) - 1)
-        if ends[-1] + epoch > self.budget:
+        if self.epoch_ends[-1] + self._epoch_seconds() > allowed:
             self.model.stop_training = True
             self.stopped = True
+
+
+class ScheduleToPlan(keras.callbacks.Callback):
+    """Cosine decay of the learning rate to the epoch the training is planned to end at.
+
+    The first epoch runs at the optimizer's rate; from then on epoch k of a training
+    planned for P epochs runs at `rate * (1 + cos(pi * k / P)) / 2`, so the last planned
+    epoch trains at a few percent of the rate and a trial cut by its time ends
+    converged rather than half-trained. The plan is `fixed_epochs` when given, else the
+    `StopAtDeadline` timer's `planned_epochs` (re-estimated at every epoch); without
+    either (no time limit, early stopping) the rate stays constant. The rate is set at
+    each epoch's start, which every Keras backend's compiled steps read; the
+    optimizer's rate is put back when training ends.
+
+    Args:
+        timer: the training's `StopAtDeadline`.
+        max_epochs: the most epochs the training runs.
+        fixed_epochs: the number of epochs when it is fixed, or None.
+    """
+
+    def __init__(self, timer: StopAtDeadline, max_epochs: int, fixed_epochs: int | None = None):
+        super().__init__()
+        self.timer = timer
+        self.max_epochs = max_epochs
+        self.fixed_epochs = fixed_epochs
+        self.base: float | None = None
+        self.rates: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        self.base = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.rates = []
+
+    def rate(self, epoch: int) -> float:
+        """The learning rate of epoch `epoch` (0-based)."""
+        plan = self.fixed_epochs or self.timer.planned_epochs(self.max_epochs)
+        if epoch == 0 or not plan:
+            return self.base
+        return self.base * 0.5 * (1.0 + math.cos(math.pi * min(epoch, plan - 0.5) / plan))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        rate = self.rate(epoch)
+        self.model.optimizer.learning_rate = rate
+        self.rates.append(rate)
+
+    def on_train_end(self, logs=None):
+        self.model.optimizer.learning_rate = self.base
 
 
 class StopHopeless(keras.callbacks.Callback):
@@ -177,6 +263,8 @@ def fit_trial(
     callbacks: list | None = None,
     class_weight: dict | None = None,
     stop_rule: StopHopeless | None = None,
+    schedule: bool = False,
+    converge_epochs: int | None = None,
 ) -> tuple[list[float], int, dict]:
     """Train one trial's model; returns the objective per epoch and the epoch it keeps.
 
@@ -186,7 +274,8 @@ def fit_trial(
     next batch end, after at least one epoch; with a `budget` of seconds it stops at
     the last epoch end that leaves room for another epoch. A `stop_rule` that finds the trial
     hopeless stops it at that epoch's end; the kept epoch is then, as ever, the best
-    so far with early stopping and the last with fixed epochs.
+    so far with early stopping and the last with fixed epochs. With `schedule` the
+    learning rate decays to the planned last epoch (`ScheduleToPlan`).
 
     Args:
         model: a compiled model.
@@ -204,6 +293,10 @@ def fit_trial(
         callbacks: more Keras callbacks (the user's, the progress display's).
         class_weight: class index -> weight of its samples in the loss.
         stop_rule: a `StopHopeless` callback, or None.
+        schedule: decay the learning rate to the planned last epoch (with fixed
+            `epochs` or a time limit; otherwise the rate stays constant).
+        converge_epochs: epochs the `budget` covers at least once the first epochs
+            are timed (the deadline still bounds them), or None.
 
     Returns:
         (scores, kept, info): the objective of every epoch, the index of the kept
@@ -214,8 +307,16 @@ def fit_trial(
     Raises:
         TrainingDiverged: the loss became NaN or infinite (training stops at that batch).
     """
-    nan_stop, timer = StopOnNonFinite(), StopAtDeadline(deadline, min_epochs=1, budget=budget)
-    callbacks = [nan_stop, timer, *([stop_rule] if stop_rule else []), *(callbacks or [])]
+    nan_stop = StopOnNonFinite()
+    timer = StopAtDeadline(deadline, min_epochs=1, budget=budget, converge_epochs=converge_epochs)
+    scheduler = [ScheduleToPlan(timer, epochs or max_epochs, epochs)] if schedule else []
+    callbacks = [
+        nan_stop,
+        timer,
+        *scheduler,
+        *([stop_rule] if stop_rule else []),
+        *(callbacks or []),
+    ]
     stopper = None
     if epochs is None:
         monitor, mode = ("val_loss", "min") if monitor_loss else (objective, direction)
