@@ -41,6 +41,8 @@ _TEXT_CHOICES = {
         "dropout": [0.25, 0.5],
     },
 }
+# the smallest height and width at which the search starts from `_DEFAULTS["small_cnn_large"]`
+LARGE_SEED_SIZE = 24
 # the smallest height and width at which `MorphismSpace(augment=True)` starts with augmentation
 AUGMENT_SEED_SIZE = 24
 # Default parameter cap: models that train in seconds to minutes on a CPU.
@@ -68,6 +70,10 @@ def text_size_cap(tokens: int) -> int:
 
 _DEFAULTS = {
     "small_cnn": {"width": 32, "blocks": 2, "convs_per_block": 2, "dropout": 0.25},
+    # images of `LARGE_SEED_SIZE` pixels or more: narrower and one block deeper, which
+    # reaches a higher accuracy per second of training (`benchmarks/seeds.py`: at 28x28,
+    # half the seconds per epoch and 99.0% test accuracy in 40 s against 96.3%)
+    "small_cnn_large": {"width": 16, "blocks": 3, "convs_per_block": 2, "dropout": 0.25},
     "linear": {},
     "mlp": {"width": 64, "layers": 2, "dropout": 0.1},
     "bag_linear": {},
@@ -145,8 +151,16 @@ class MorphismSpace:
     def initial(self) -> list[ArchitectureGraph]:
         """Default architectures tried before any random one (for tables: linear, then an
         MLP; for text: TF-IDF of words and bigrams into the output)."""
-        graphs = [self._build(family, _DEFAULTS[family]) for family in _INITIAL[self.kind]]
+        graphs = [
+            self._build(family, self._default_sizes(family)) for family in _INITIAL[self.kind]
+        ]
         return [graph for graph in graphs if self._fits(graph)]
+
+    def _default_sizes(self, family: str) -> dict:
+        """The sizes of the default `family` seed for this space's input."""
+        shape = self.input_shape
+        large = family == "small_cnn" and len(shape) == 3 and min(shape[:2]) >= LARGE_SEED_SIZE
+        return _DEFAULTS["small_cnn_large" if large else family]
 
     def sample(self, rng: np.random.Generator) -> ArchitectureGraph:
         families = sorted(self.choices)
