@@ -36,6 +36,13 @@ def test_the_plan_is_as_many_epochs_as_the_budget_holds():
     assert timed().planned_epochs(200) is None  # no limit: no plan
 
 
+def test_the_first_batch_tracing_is_not_counted_as_a_typical_epoch():
+    timer = timed(budget=20.0, ends=(9.0,))
+    assert timer.planned_epochs(200) == 2  # as if every epoch took 9 s
+    timer.first_batch = 6.0  # the first batch traced the step: epochs take about 3 s
+    assert timer.planned_epochs(200) == 4
+
+
 def test_converge_epochs_grow_the_budget_but_the_deadline_still_bounds_it():
     assert timed(budget=10.0, converge=8).planned_epochs(200) == 8
     assert timed(budget=10.0, converge=8, deadline_in=9.0).planned_epochs(200) == 4

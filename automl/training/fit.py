@@ -35,8 +35,9 @@ class StopAtDeadline(keras.callbacks.Callback):
     last epoch end that leaves room for another epoch within `budget` seconds.
 
     The deadline is checked after every batch, so a long epoch does not run past it;
-    the budget at each epoch end, against the typical epoch so far (the first one
-    includes tracing), so no epoch is cut half-way. The first `min_epochs` epochs
+    the budget at each epoch end, against the typical epoch so far (after the first
+    epoch, that epoch less its first batch, which traces the step), so no epoch is cut
+    half-way. The first `min_epochs` epochs
     always run, so a model is never left untrained. With `converge_epochs` the budget
     grows, once the first epochs are timed, to cover that many epochs (the deadline
     still bounds it): a trial that starts from scratch gets the time to converge even
@@ -67,6 +68,7 @@ class StopAtDeadline(keras.callbacks.Callback):
         self.stopped = False
         self.started = time.time()
         self.epoch_ends: list[float] = []
+        self.first_batch: float | None = None  # when the first batch (and its tracing) ended
 
     def _check(self) -> None:
         if self.deadline is None or self.epochs_done < self.min_epochs:
@@ -77,14 +79,21 @@ class StopAtDeadline(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.started = time.time()
+        self.first_batch = None
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.first_batch is None:
+            self.first_batch = time.time() - self.started
         self._check()
 
     def _epoch_seconds(self) -> float:
-        """A typical epoch so far: the first (with tracing) until a second one ends."""
+        """A typical epoch so far: until a second epoch ends, the first one less its first
+        batch (which traces the train step: on a short budget, counting it as a typical
+        epoch's cost would leave a trial at one epoch)."""
         ends = self.epoch_ends
-        return ends[0] if len(ends) == 1 else (ends[-1] - ends[0]) / (len(ends) - 1)
+        if len(ends) > 1:
+            return (ends[-1] - ends[0]) / (len(ends) - 1)
+        return max(ends[0] - (self.first_batch or 0.0), 0.05 * ends[0])
 
     def seconds_allowed(self) -> float | None:
         """Seconds this training may take, from its start (None: no limit): the budget
