@@ -59,13 +59,18 @@ def test_the_rate_decays_to_a_few_percent_at_the_planned_last_epoch():
     assert 0 < schedule.rate(12) <= rates[-1]  # past the plan: small, never zero
 
 
-def test_a_timed_plan_sets_the_rates_and_training_ends_at_the_base_rate():
+def tiny_problem(seed: int):
+    """A compiled softmax regression (Adam 0.01) and 64 rows whose class is a column's sign."""
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(
         keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
-    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
+    x = np.random.default_rng(seed).normal(size=(64, 4)).astype("float32")
+    return model, x, (x[:, seed] > 0).astype("int32")
+
+
+def test_a_timed_plan_sets_the_rates_and_training_ends_at_the_base_rate():
+    model, x, y = tiny_problem(0)
     timer = StopAtDeadline(None, min_epochs=1)
     schedule = ScheduleToPlan(timer, max_epochs=5, fixed_epochs=5)
     model.fit(x, y, epochs=5, callbacks=[timer, schedule], verbose=0)
@@ -75,12 +80,7 @@ def test_a_timed_plan_sets_the_rates_and_training_ends_at_the_base_rate():
 
 
 def test_fit_trial_schedules_fixed_epochs_and_keeps_the_last():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-    model.compile(
-        keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    x = np.random.default_rng(1).normal(size=(64, 4)).astype("float32")
-    y = (x[:, 1] > 0).astype("int32")
+    model, x, y = tiny_problem(1)
     data = as_dataset(x, y, batch_size=16)
     scores, kept, info = fit_trial(
         model, data, data, objective="val_accuracy", direction="max", epochs=3, schedule=True

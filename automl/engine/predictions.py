@@ -9,14 +9,14 @@ fails its checksum or does not fit the validation data is not used.
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import io
 import os
 
 import numpy as np
 
-from automl.project.files import checksum, create_temp
-from automl.training.weights import check_space, disk_full, is_no_space, room
+from automl.project.files import checksum
+from automl.training.weights import write_bytes
 
 SHA_KEY = "val_predictions_sha256"  # the summary's record of the file's SHA-256
 
@@ -30,21 +30,8 @@ def save_predictions(path: str, predictions) -> str:
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(predictions, dtype=np.float32), allow_pickle=False)
     data = buffer.getvalue()
-    check_space(path, len(data))
-    fd, tmp = create_temp(os.path.dirname(path) or ".", ".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        if is_no_space(err):
-            raise disk_full(path, room(len(data))) from None
-        raise
-    return checksum(path)
+    write_bytes(path, data, ".npy")
+    return hashlib.sha256(data).hexdigest()  # the file's, without reading it back
 
 
 def load_predictions(path: str, expected: str, shape: tuple) -> tuple[np.ndarray | None, str]:

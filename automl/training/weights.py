@@ -82,24 +82,44 @@ def save_weights(model, path: str) -> None:
         DiskFullError: too little free space, or the disk filled while writing (the
             partial file is removed; a file already at `path` is left as it was).
     """
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     data = keras_api.weights_bytes(model)
-    size = len(data) if data is not None else expected_bytes(model)
-    check_space(path, size)
-    fd, tmp = create_temp(folder, ".weights.h5")  # Keras takes only this suffix
-    try:
+
+    def write(fd: int, tmp: str) -> None:
         if data is None:  # a Keras without the in-memory writer: h5py writes the file
             os.close(fd)
             model.save_weights(tmp)
         else:
             _write(fd, data)
+
+    size = len(data) if data is not None else expected_bytes(model)
+    write_whole(path, size, ".weights.h5", write)  # Keras takes only this suffix
+
+
+def write_whole(path: str, size: int, suffix: str, write) -> None:
+    """Write a file of about `size` bytes to `path` whole, or not at all: after a
+    free-space check, `write(fd, tmp)` fills a temporary file (suffix `suffix`) in the
+    same folder, which then replaces `path`.
+
+    Raises:
+        DiskFullError: too little free space, or the disk filled while writing (the
+            partial file is removed; a file already at `path` is left as it was).
+    """
+    check_space(path, size)
+    fd, tmp = create_temp(os.path.dirname(path) or ".", suffix)
+    try:
+        write(fd, tmp)
         os.replace(tmp, path)
     except BaseException as err:
         _remove(tmp)
         if is_no_space(err):
             raise disk_full(path, room(size)) from None
         raise
+
+
+def write_bytes(path: str, data: bytes, suffix: str = "") -> None:
+    """Write `data` to `path` whole, or not at all (`write_whole`)."""
+    write_whole(path, len(data), suffix, lambda fd, tmp: _write(fd, data))
 
 
 def _write(fd: int, data: bytes) -> None:
